@@ -1,0 +1,47 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test unit notebooks-test lint golden notebooks bench system-deps clean-runs help
+
+help:
+	@echo "make demo   - install into .venv and run the ten phases on the bundled example"
+	@echo "make test   - install everything the tests need, then run lint and the whole test suite"
+	@echo "make golden - regenerate the golden executed notebooks (review the diff)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/k3smig demo
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check k3smig_lib tests scripts examples
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: $(STAMP) system-deps lint
+	$(BIN)/python -m pytest -q
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+notebooks:
+	$(BIN)/python scripts/write_notebooks.py
+
+golden: $(STAMP)
+	$(BIN)/python scripts/make_golden.py
+
+bench: $(STAMP)
+	$(BIN)/python -m pytest -q -m benchmark tests/benchmarks -s
+
+clean-runs:
+	rm -rf runs targets

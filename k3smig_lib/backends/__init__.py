@@ -1,0 +1,1 @@
+"""Ports and their implementations: where objects come from and go to, and where volume bytes live."""

@@ -1,0 +1,159 @@
+"""Snapshot source: a folder of ``kubectl get -o yaml|json`` output, read as a cluster.
+
+It accepts what people actually have on disk: single objects, multi-document YAML, ``kind: List``
+exports, JSON, in any folder layout. Volume archives live under ``volumes/<namespace>/<claim>.tar[.gz]``
+and an optional ``cluster.yaml`` describes the cluster (name, version, kube-system UID).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import yaml
+
+from k3smig_lib.backends.base import SourceInfo, VolumeRef
+from k3smig_lib.core.objects import Obj, get_path
+from k3smig_lib.errors import SourceError
+
+_MANIFEST_SUFFIXES = {".yaml", ".yml", ".json"}
+_ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+
+
+def _flatten(doc: Any, origin: str) -> Iterator[Obj]:
+    if doc is None:
+        return
+    if not isinstance(doc, dict):
+        raise SourceError(f"{origin}: expected a Kubernetes object, found {type(doc).__name__}",
+                          fix="export with `kubectl get <kind> -o yaml`")
+    kind = str(doc.get("kind", ""))
+    if kind == "List" or kind.endswith("List") and isinstance(doc.get("items"), list):
+        for item in doc.get("items") or []:
+            yield from _flatten(item, origin)
+        return
+    if not kind or "metadata" not in doc:
+        raise SourceError(f"{origin}: a document has no kind or metadata",
+                          fix="remove non-Kubernetes documents from the export folder")
+    yield doc
+
+
+def read_manifest_file(path: Path) -> list[Obj]:
+    """Read every object of one export file (YAML multi-doc, JSON, ``kind: List``).
+
+    Raises:
+        SourceError: the file is not valid YAML/JSON or holds something that is not an object.
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "cm.yaml"
+        >>> _ = p.write_text("kind: ConfigMap\\napiVersion: v1\\nmetadata: {name: a}\\n")
+        >>> [o["metadata"]["name"] for o in read_manifest_file(p)]
+        ['a']
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+        docs = [json.loads(text)] if path.suffix == ".json" else list(yaml.safe_load_all(text))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
+        raise SourceError(f"cannot parse {path}: {str(e).splitlines()[0]}",
+                          fix="fix the file or remove it from the export folder") from e
+    objs: list[Obj] = []
+    for doc in docs:
+        objs.extend(_flatten(doc, str(path)))
+    return objs
+
+
+def read_export(root: Path) -> list[Obj]:
+    """Read every manifest under ``root`` in a stable order (sorted paths), ignoring ``cluster.yaml``.
+
+    Raises:
+        SourceError: the folder does not exist or holds no object.
+    """
+    if not root.is_dir():
+        raise SourceError(f"export folder {root} does not exist",
+                          fix="point source_snapshot at a folder of `kubectl get -o yaml` files")
+    objs: list[Obj] = []
+    for path in sorted(p for p in root.rglob("*") if p.suffix in _MANIFEST_SUFFIXES and p.is_file()):
+        if path.name == "cluster.yaml" and path.parent == root or "volumes" in path.relative_to(root).parts[:1]:
+            continue
+        objs.extend(read_manifest_file(path))
+    if not objs:
+        raise SourceError(f"no Kubernetes objects found under {root}", fix="check the export folder")
+    return objs
+
+
+class SnapshotSource:
+    """A read-only source backed by an export folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._objects: list[Obj] | None = None
+
+    def info(self) -> SourceInfo:
+        """Describe the snapshot from ``cluster.yaml`` when present."""
+        meta: dict[str, Any] = {}
+        cluster_file = self.root / "cluster.yaml"
+        if cluster_file.is_file():
+            meta = yaml.safe_load(cluster_file.read_text()) or {}
+        return SourceInfo(
+            kind="snapshot",
+            location=str(self.root),
+            cluster_name=str(meta.get("name", self.root.name)),
+            kubernetes_version=str(meta.get("kubernetesVersion", "")),
+            distribution=str(meta.get("distribution", "")),
+            identity=str(meta.get("kubeSystemUID", "")),
+        )
+
+    def list_objects(self) -> list[Obj]:
+        """All objects of the export (read once, then cached)."""
+        if self._objects is None:
+            self._objects = read_export(self.root)
+        return self._objects
+
+    def _archive(self, namespace: str, claim: str) -> Path | None:
+        for suffix in _ARCHIVE_SUFFIXES:
+            path = self.root / "volumes" / namespace / f"{claim}{suffix}"
+            if path.is_file():
+                return path
+        return None
+
+    def list_volumes(self) -> list[VolumeRef]:
+        """PVCs of the export that have a volume archive."""
+        vols: list[VolumeRef] = []
+        for obj in self.list_objects():
+            if obj.get("kind") != "PersistentVolumeClaim":
+                continue
+            ns, name = obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+            if self._archive(ns, name) is None:
+                continue
+            vols.append(
+                VolumeRef(
+                    namespace=ns,
+                    claim=name,
+                    storage_class=str(get_path(obj, "spec.storageClassName", "") or ""),
+                    size=str(get_path(obj, "spec.resources.requests.storage", "") or ""),
+                    access_modes=tuple(get_path(obj, "spec.accessModes", []) or []),
+                )
+            )
+        return sorted(vols, key=lambda v: v.id)
+
+    def archive_path(self, volume: VolumeRef) -> Path:
+        """Path of the archive of ``volume``.
+
+        Raises:
+            SourceError: no archive exists for that claim.
+        """
+        path = self._archive(volume.namespace, volume.claim)
+        if path is None:
+            raise SourceError("no volume archive in the snapshot", resource=f"pvc/{volume.claim}",
+                              namespace=volume.namespace,
+                              fix=f"add volumes/{volume.namespace}/{volume.claim}.tar.gz to the export")
+        return path
+
+    @contextmanager
+    def open_volume(self, volume: VolumeRef) -> Iterator[BinaryIO]:
+        """Open the volume archive as a binary stream."""
+        with self.archive_path(volume).open("rb") as fh:
+            yield fh

@@ -1,0 +1,104 @@
+"""``k3smig`` command line: run, resume, verify, demo, clean — the edge where errors become exit codes.
+
+Library errors (``K3sMigError``) are printed as one readable line with their fix; anything else is a
+bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from k3smig_lib.core.config import PACKAGE_ROOT
+from k3smig_lib.errors import K3sMigError
+
+DEMO_PARAMS = PACKAGE_ROOT / "parameters" / "demo.yaml"
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from k3smig_lib.runbook import runner
+
+    if args.resume:
+        outcome = runner.resume(Path(args.resume))
+    else:
+        if not args.params:
+            raise K3sMigError("no parameters file given", fix="run `k3smig run parameters/<env>.yaml`")
+        outcome = runner.run(Path(args.params), phases=args.phases, runs_root=Path(args.runs))
+    print(f"run: {outcome.run_dir}")
+    print(f"status: {outcome.status}" + (f" (failed in {outcome.failed_phase})" if outcome.failed_phase else ""))
+    if outcome.verdict:
+        print(f"verdict: {outcome.verdict}")
+    print(f"report: {outcome.run_dir / 'index.html'}")
+    return outcome.exit_code
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    args.params, args.resume = str(DEMO_PARAMS), None
+    return _cmd_run(args)
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from k3smig_lib.runbook.ledger import verify
+
+    problems = verify(Path(args.run))
+    if problems:
+        print(f"ledger check FAILED for {args.run}:")
+        for p in problems:
+            print(f"  - {p}")
+        return 1
+    print(f"ledger check passed: every file of {args.run} matches run.json")
+    return 0
+
+
+def _cmd_clean(args: argparse.Namespace) -> int:
+    from k3smig_lib.cleancli import clean_export
+
+    summary = clean_export(Path(args.export), Path(args.out), age_recipient=args.age_recipient,
+                           storage_class=args.storage_class, ingress_class=args.ingress_class)
+    print(summary)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and ``--help``)."""
+    parser = argparse.ArgumentParser(prog="k3smig", description="Migrate Kubernetes applications to K3s, "
+                                     "with notebooks that leave an audit trail.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the phase notebooks with a parameters file")
+    run.add_argument("params", nargs="?", help="parameters/<env>.yaml")
+    run.add_argument("--phases", help="phases to run, e.g. 30-60 or 00,40")
+    run.add_argument("--resume", metavar="RUN", help="continue RUN from its first phase that did not complete")
+    run.add_argument("--runs", default="runs", help="folder that holds run folders (default: runs)")
+    run.set_defaults(func=_cmd_run)
+    demo = sub.add_parser("demo", help="run all ten phases on the bundled example cluster")
+    demo.add_argument("--phases", help="phases to run")
+    demo.add_argument("--runs", default="runs", help="folder that holds run folders")
+    demo.set_defaults(func=_cmd_demo)
+    ver = sub.add_parser("verify", help="re-hash a run against its ledger")
+    ver.add_argument("run", help="runs/<run-id>")
+    ver.set_defaults(func=_cmd_verify)
+    clean = sub.add_parser("clean", help="clean an export folder into reviewable manifests plus a rule report")
+    clean.add_argument("export", help="folder of kubectl get -o yaml|json output")
+    clean.add_argument("out", help="output folder (created)")
+    clean.add_argument("--age-recipient", default="", help="seal Secrets for this age recipient (SOPS format)")
+    clean.add_argument("--storage-class", default="local-path")
+    clean.add_argument("--ingress-class", default="nginx")
+    clean.set_defaults(func=_cmd_clean)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``k3smig`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except K3sMigError as e:
+        print(f"k3smig: error: {e}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,120 @@
+"""Phase 60 · deploy the cleaned applications in apply order.
+
+Workloads that mount PersistentVolumeClaims are applied at 0 replicas with their intended count
+recorded on the object (``k3smig.io/intended-replicas``); phase 70 releases them once their data is
+proven equal. A workload already released by an earlier run stays released, so a re-run changes nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pandas as pd
+
+from k3smig_lib.backends.base import ApplyResult, Target
+from k3smig_lib.core.config import Settings
+from k3smig_lib.core.objects import Obj, get_path, pod_spec, ref
+from k3smig_lib.phases._base import PhaseRun
+from k3smig_lib.phases.export import read_cleaned
+from k3smig_lib.phases._context import open_target
+
+PHASE = "60_deploy_applications"
+INTENDED = "k3smig.io/intended-replicas"
+VERIFIED = "k3smig.io/data-verified"
+SCALABLE = ("Deployment", "StatefulSet")
+
+
+def mounts_claims(obj: Obj) -> list[str]:
+    """Claims a workload mounts (volumes and StatefulSet volumeClaimTemplates)."""
+    spec = pod_spec(obj) or {}
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in spec.get("volumes") or []
+              if isinstance(v, dict) and "persistentVolumeClaim" in v]
+    claims += [t["metadata"]["name"] for t in get_path(obj, "spec.volumeClaimTemplates", []) or []]
+    return claims
+
+
+def hold(obj: Obj) -> Obj:
+    """Copy of a workload at 0 replicas with the intended count recorded."""
+    held = copy.deepcopy(obj)
+    intended = int(get_path(obj, "spec.replicas", 1) or 0)
+    held.setdefault("metadata", {}).setdefault("annotations", {})[INTENDED] = str(intended)
+    held["spec"]["replicas"] = 0
+    return held
+
+
+def release(held: Obj) -> Obj:
+    """Copy of a held workload scaled back to its intended count, marked as data-verified."""
+    out = copy.deepcopy(held)
+    ann = out["metadata"]["annotations"]
+    out["spec"]["replicas"] = int(ann.get(INTENDED, "1"))
+    ann[VERIFIED] = "true"
+    return out
+
+
+def desired_objects(cfg: Settings, target: Target) -> tuple[list[Obj], list[dict[str, object]]]:
+    """Cleaned objects as phase 60 applies them, and the table of held workloads."""
+    existing = {ref(o).id: o for o in target.list_objects()}
+    out, held_rows = [], []
+    for obj in read_cleaned(cfg):
+        claims = mounts_claims(obj) if obj.get("kind") in SCALABLE else []
+        if not claims:
+            out.append(obj)
+            continue
+        held = hold(obj)
+        current = existing.get(ref(obj).id)
+        already = current is not None and (current.get("metadata") or {}).get("annotations", {}).get(VERIFIED)
+        out.append(release(held) if already else held)
+        held_rows.append({"workload": ref(obj).id, "claims": ", ".join(claims),
+                          "intended replicas": held["metadata"]["annotations"][INTENDED],
+                          "state": "released (data verified earlier)" if already else "held at 0 until data verified"})
+    return out, held_rows
+
+
+def result_table(result: ApplyResult) -> pd.DataFrame:
+    """Apply items as a table (hashes kept: they link to the custody table of phase 40)."""
+    return pd.DataFrame([vars(i) for i in result.items])
+
+
+class Deploy(PhaseRun):
+    """State of the deploy notebook."""
+
+    def __init__(self, cfg: Settings) -> None:
+        super().__init__(cfg=cfg, phase=PHASE)
+        self.target = open_target(cfg)
+        self.objects, self.held_rows = desired_objects(cfg, self.target)
+
+    def plan(self) -> pd.DataFrame:
+        """What applying would do, object by object, in apply order (a dry run of the target)."""
+        result = self.target.apply(self.objects, dry_run=True, existing=self.cfg.existing)
+        frame = result_table(result)
+        self.summary["planned changes"] = result.changes
+        conflicts = frame[frame["action"] == "conflict"] if not frame.empty else frame
+        for _, row in conflicts.iterrows():
+            self.errors.append(f"{row['ref_id']}: {row['reason']}")
+        return self.save_table("plan", frame)
+
+    def plan_summary(self) -> pd.DataFrame:
+        """Planned actions per kind."""
+        frame = pd.read_csv(self.dir / "plan.csv")
+        frame["kind"] = frame["ref_id"].str.split("/").str[0]
+        return frame.groupby(["kind", "action"]).size().rename("objects").reset_index()
+
+    def held(self) -> pd.DataFrame:
+        """Workloads kept at 0 replicas until their volumes are verified."""
+        return self.save_table("held_workloads", pd.DataFrame(self.held_rows))
+
+    def apply(self) -> pd.DataFrame:
+        """Write the objects (only with ``apply: true`` and no conflict)."""
+        if not self.cfg.apply:
+            return pd.DataFrame([{"result": "dry run: nothing written (set apply: true)"}])
+        if self.errors:
+            return pd.DataFrame([{"result": "not applied: conflicts in the plan"}])
+        result = self.target.apply(self.objects, dry_run=False, existing=self.cfg.existing)
+        self.summary.update({"created": result.count("create"), "updated": result.count("update"),
+                             "unchanged": result.count("unchanged")})
+        return self.save_table("applied", result_table(result))
+
+
+def start(cfg: Settings) -> Deploy:
+    """Read the cleaned objects and open the target (phase 60)."""
+    return Deploy(cfg)

@@ -1,0 +1,142 @@
+"""Phases 10 and 20 · the Scaleway VM (OpenTofu/Terraform) and the K3s platform on it (Ansible).
+
+Plan is the default: variables and inventory are rendered from the parameters and the exact commands
+are shown; a real ``plan`` runs when a Terraform binary and credentials are present, and ``apply`` /
+the Ansible run only with ``provision: true``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from IPython.display import Markdown
+
+from k3smig_lib.core.config import PACKAGE_ROOT, Settings
+from k3smig_lib.infra import ansible as ansible_driver
+from k3smig_lib.infra import terraform as tf_driver
+from k3smig_lib.infra.render import VmSettings, planned_commands, render_inventory, render_tfvars
+from k3smig_lib.phases._base import PhaseRun, phase_dir
+from k3smig_lib.show import code
+
+PROVISION = "10_provision_infrastructure"
+CONFIGURE = "20_configure_k3s"
+ENV_DIR = PACKAGE_ROOT / "infrastructure" / "terraform" / "envs" / "scaleway"
+PLAYBOOK = PACKAGE_ROOT / "ansible" / "site.yml"
+PLACEHOLDER_OUTPUTS = {"public_ip": "203.0.113.10", "ssh_user": "root",
+                       "private_key_path": "~/.ssh/k3smig (written by tofu apply)", "instance_id": "(after apply)"}
+SCW_VARS = ("SCW_ACCESS_KEY", "SCW_SECRET_KEY", "SCW_DEFAULT_PROJECT_ID")
+
+
+def vm_settings(cfg: Settings) -> VmSettings:
+    """The VM and platform settings, from the run parameters."""
+    return VmSettings(name=cfg.vm_name, zone=cfg.zone, instance_type=cfg.instance_type, disk_gb=cfg.disk_gb,
+                      admin_cidr=cfg.admin_cidr, k3s_version=cfg.k3s_version, domain=cfg.domain,
+                      acme_email=cfg.acme_email, letsencrypt_env=cfg.letsencrypt_env, txt_owner_id=cfg.txt_owner_id)
+
+
+def _credentials_present() -> bool:
+    return all(os.environ.get(v) for v in SCW_VARS)
+
+
+class Provision(PhaseRun):
+    """State of notebook 10."""
+
+    def __init__(self, cfg: Settings) -> None:
+        super().__init__(cfg=cfg, phase=PROVISION)
+        self.vm = vm_settings(cfg)
+        self.outputs: dict[str, Any] = {}
+
+    def variables(self) -> pd.DataFrame:
+        """Terraform variables rendered from the parameters (written as ``terraform.tfvars.json``)."""
+        tfvars = render_tfvars(self.vm)
+        self.save_json("terraform.tfvars.json", tfvars)
+        return pd.DataFrame([{"variable": k, "value": v} for k, v in sorted(tfvars.items())])
+
+    def commands(self) -> Markdown:
+        """Exactly what this phase runs (or would run) in the env root module."""
+        cmds = planned_commands(self.vm, env_dir=ENV_DIR, apply=self.cfg.provision)
+        self.save_text("commands.sh", "\n".join(cmds) + "\n")
+        return code("\n".join(cmds), "sh")
+
+    def plan(self) -> pd.DataFrame:
+        """A real ``plan`` when a binary and credentials are present; otherwise say why not."""
+        binary = shutil.which("tofu") or shutil.which("terraform")
+        if not binary or not _credentials_present():
+            why = "no tofu/terraform on PATH" if not binary else "Scaleway credentials not set"
+            self.summary["plan"] = f"not run ({why})"
+            return pd.DataFrame([{"plan": f"not run: {why}; the commands above are what would run"}])
+        tf_driver.init(ENV_DIR, binary=binary)
+        summary = tf_driver.plan(ENV_DIR, render_tfvars(self.vm), binary=binary)
+        self.summary.update({"adds": summary.adds, "changes": summary.changes, "destroys": summary.destroys})
+        return self.save_table("plan_summary", pd.DataFrame(summary.rows))
+
+    def apply(self) -> pd.DataFrame:
+        """``apply`` of the saved plan, only with ``provision: true``."""
+        if not self.cfg.provision:
+            self.outputs = dict(PLACEHOLDER_OUTPUTS)
+            return pd.DataFrame([{"apply": "not run: provision is false (placeholder outputs below)"}])
+        self.outputs = tf_driver.apply(ENV_DIR)
+        self.summary["public_ip"] = self.outputs.get("public_ip", "")
+        return pd.DataFrame([{"output": k, "value": v} for k, v in self.outputs.items() if k != "private_key"])
+
+    def inventory(self) -> Markdown:
+        """The Ansible inventory rendered from the outputs (what phase 20 reads)."""
+        text = render_inventory(self.outputs or PLACEHOLDER_OUTPUTS, self.vm)
+        self.save_text("inventory.yml", text)
+        return code(text, "yaml")
+
+
+class ConfigureK3s(PhaseRun):
+    """State of notebook 20."""
+
+    def __init__(self, cfg: Settings) -> None:
+        super().__init__(cfg=cfg, phase=CONFIGURE)
+        self.vm = vm_settings(cfg)
+        inv = phase_dir(cfg, PROVISION) / "inventory.yml"
+        self.inventory_path: Path | None = inv if inv.is_file() else None
+
+    def inventory(self) -> Markdown:
+        """Inventory from phase 10 (rendered with placeholders when phase 10 has not run)."""
+        text = self.inventory_path.read_text() if self.inventory_path else render_inventory(PLACEHOLDER_OUTPUTS, self.vm)
+        return code(text, "yaml")
+
+    def roles(self) -> pd.DataFrame:
+        """Roles of ``site.yml`` in order, with the pinned inputs this run passes."""
+        plays = yaml.safe_load(PLAYBOOK.read_text()) if PLAYBOOK.is_file() else []
+        rows = []
+        for play in plays or []:
+            for role in play.get("roles", []):
+                name = role if isinstance(role, str) else role.get("role", "")
+                rows.append({"play": play.get("name", ""), "role": name})
+        return self.save_table("roles", pd.DataFrame(rows))
+
+    def commands(self) -> Markdown:
+        """The ansible-playbook command this phase runs (check mode unless ``provision: true``)."""
+        cmds = [c for c in planned_commands(self.vm, env_dir=ENV_DIR, apply=self.cfg.provision) if "ansible" in c]
+        return code("\n".join(cmds), "sh")
+
+    def run(self) -> pd.DataFrame:
+        """Run the playbook through ansible-runner when a provisioned VM exists; recap per host."""
+        if not self.cfg.provision or self.inventory_path is None:
+            self.summary["ansible"] = "not run (provision is false: no VM)"
+            return pd.DataFrame([{"ansible": "not run: no VM was provisioned in this run (provision: false)"}])
+        result = ansible_driver.run_playbook(PLAYBOOK, self.inventory_path, check=False)
+        for failure in result.failures:
+            self.errors.append(f"{failure.get('host')}: {failure.get('task')}: {failure.get('msg')}")
+        self.save_table("tasks", pd.DataFrame(result.tasks))
+        return self.save_table("recap", pd.DataFrame(result.recap))
+
+
+def start_provision(cfg: Settings) -> Provision:
+    """Start phase 10."""
+    return Provision(cfg)
+
+
+def start_configure(cfg: Settings) -> ConfigureK3s:
+    """Start phase 20."""
+    return ConfigureK3s(cfg)

@@ -1,0 +1,140 @@
+"""Phase 00 · preflight: everything that can be known before any write, checked before any write.
+
+Tools, credentials (names only), both ends reachable and distinct, the K3s compatibility lint and the
+capacity of the planned VM. A blocking finding fails the phase, so nothing later runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+from typing import Any
+
+import pandas as pd
+
+from k3smig_lib.core.config import Settings
+from k3smig_lib.core.envsecrets import credentials_status
+from k3smig_lib.core.lint import Capacity, lint
+from k3smig_lib.core.objects import Obj, pod_spec, ref
+from k3smig_lib.core.quantity import gib, parse_quantity
+from k3smig_lib.errors import K3sMigError
+from k3smig_lib.phases._base import PhaseRun
+from k3smig_lib.phases._context import clean_options, open_source, open_target, selected_objects
+
+PHASE = "00_preflight"
+SCW_VARS = ["SCW_ACCESS_KEY", "SCW_SECRET_KEY", "SCW_DEFAULT_PROJECT_ID"]
+
+
+def _version(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else ""
+
+
+def workload_requests(objects: list[Obj]) -> tuple[float, float]:
+    """Sum of CPU (cores) and memory (bytes) requests × replicas of the top-level workloads."""
+    cpu = mem = 0.0
+    for obj in objects:
+        if obj.get("kind") not in ("Deployment", "StatefulSet", "DaemonSet") or obj["metadata"].get("ownerReferences"):
+            continue
+        replicas = int((obj.get("spec") or {}).get("replicas", 1) or 0)
+        for c in (pod_spec(obj) or {}).get("containers") or []:
+            req = (c.get("resources") or {}).get("requests") or {}
+            cpu += replicas * parse_quantity(req.get("cpu"))
+            mem += replicas * parse_quantity(req.get("memory"))
+    return cpu, mem
+
+
+class Preflight(PhaseRun):
+    """State of the preflight notebook: one table per area, blocking findings collected as errors."""
+
+    def __init__(self, cfg: Settings) -> None:
+        super().__init__(cfg=cfg, phase=PHASE)
+        self.source = open_source(cfg)
+        self.objects = selected_objects(cfg, self.source)
+
+    def tools(self) -> pd.DataFrame:
+        """Tools found on this machine and which phase needs them."""
+        rows: list[dict[str, Any]] = [
+            {"tool": "python", "needed for": "all phases", "required": True, "found": sys.version.split()[0]},
+        ]
+        for dist in ("papermill", "nbconvert", "kubernetes", "pandas"):
+            rows.append({"tool": dist, "needed for": "all phases", "required": True, "found": metadata.version(dist)})
+        iac = shutil.which("tofu") or shutil.which("terraform")
+        optional = [
+            ("tofu/terraform", iac, [iac or "tofu", "version"], "10 provision (provision: true)", self.cfg.provision),
+            ("ansible-playbook", shutil.which("ansible-playbook"), ["ansible-playbook", "--version"],
+             "20 configure K3s (provision: true)", self.cfg.provision),
+            ("promtool", shutil.which("promtool"), ["promtool", "--version"], "70 Prometheus config check",
+             self.cfg.require_promtool),
+            ("kubectl", shutil.which("kubectl"), ["kubectl", "version", "--client"], "manual inspection", False),
+        ]
+        for name, path, cmd, why, required in optional:
+            found = _version(cmd) if path else ""
+            rows.append({"tool": name, "needed for": why, "required": required, "found": found or "missing"})
+            if required and not path:
+                self.errors.append(f"{name} is required for {why} but is not on PATH")
+        return self.save_table("tools", pd.DataFrame(rows))
+
+    def credentials(self) -> pd.DataFrame:
+        """Credential variables: present or not. Values are never read into the report."""
+        needed = self.cfg.provision or self.cfg.target_kind == "cluster" or bool(self.cfg.registry_rewrites)
+        frame = pd.DataFrame(credentials_status(SCW_VARS))
+        frame["needed now"] = needed
+        for _, row in frame.iterrows():
+            if needed and not row["present"]:
+                self.errors.append(f"environment variable {row['name']} is not set (export it in .envrc)")
+        return self.save_table("credentials", frame)
+
+    def endpoints(self) -> pd.DataFrame:
+        """Source and target: reachable, versions, identities, and never the same cluster."""
+        rows = [vars(self.source.info()) | {"side": "source", "objects": len(self.objects)}]
+        try:
+            target = open_target(self.cfg)
+            rows.append(vars(target.info()) | {"side": "target", "objects": len(target.list_objects())})
+        except K3sMigError as e:
+            self.errors.append(f"target: {e}")
+        src_id = rows[0].get("identity")
+        if len(rows) == 2 and src_id and src_id == rows[1].get("identity"):
+            self.errors.append("target identical to source (same kube-system UID): refusing to migrate onto itself")
+        return self.save_table("endpoints", pd.DataFrame(rows))
+
+    def compatibility(self) -> pd.DataFrame:
+        """The K3s compatibility lint; errors block the run."""
+        cap = Capacity(disk_gb=self.cfg.disk_gb, cpu=self.cfg.vm_cpu, memory_gib=self.cfg.vm_memory_gib)
+        risks = lint(self.objects, cap, clean_options(self.cfg))
+        for r in risks:
+            if r.severity == "error":
+                self.errors.append(f"{r.ref_id}: {r.message} (to fix this, {r.fix})")
+        self.summary["lint warnings"] = sum(1 for r in risks if r.severity == "warning")
+        return self.save_table("compatibility", pd.DataFrame([vars(r) for r in risks]))
+
+    def capacity(self) -> pd.DataFrame:
+        """Requests and volume sizes against the planned VM."""
+        cpu, mem = workload_requests(self.objects)
+        pvc = sum(parse_quantity((o.get("spec") or {}).get("resources", {}).get("requests", {}).get("storage"))
+                  for o in self.objects if o.get("kind") == "PersistentVolumeClaim")
+        rows = [
+            {"resource": "CPU requests (cores)", "needed": round(cpu, 2), "VM": self.cfg.vm_cpu},
+            {"resource": "memory requests (GiB)", "needed": gib(mem), "VM": self.cfg.vm_memory_gib},
+            {"resource": "PVC requests (GiB)", "needed": gib(pvc), "VM": self.cfg.disk_gb},
+        ]
+        for row in rows:
+            row["fits"] = row["needed"] <= row["VM"]
+            if not row["fits"]:
+                self.errors.append(f"{row['resource']}: {row['needed']} needed, the VM has {row['VM']}")
+        return self.save_table("capacity", pd.DataFrame(rows))
+
+    def namespaces(self) -> pd.DataFrame:
+        """Namespaces that will be migrated (after include/exclude)."""
+        names = sorted({ref(o).name for o in self.objects if o.get("kind") == "Namespace"})
+        return pd.DataFrame({"namespace": names})
+
+
+def start(cfg: Settings) -> Preflight:
+    """Open the source and start phase 00."""
+    return Preflight(cfg)

@@ -1,0 +1,142 @@
+"""Phase 50 · migrate Secrets: skip set with reasons, platform Secrets from the environment, fingerprints.
+
+Values never leave memory: the ledger shows names, types, key names, lengths and keyed HMAC fingerprints
+(key per run, from ``K3SMIG_RUN_KEY``), and the target is checked by comparing fingerprints per key.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from k3smig_lib.backends.base import Target
+from k3smig_lib.core.config import Settings
+from k3smig_lib.core.envsecrets import credentials_status, external_dns_secret, registry_pull_secret
+from k3smig_lib.core.objects import Obj, ref
+from k3smig_lib.core.secrets import Fingerprinter, compare_ledgers, ledger_rows
+from k3smig_lib.errors import ParameterError
+from k3smig_lib.phases._base import PhaseRun
+from k3smig_lib.phases._context import cleaned, open_source, open_target, selected_objects
+
+PHASE = "50_migrate_secrets"
+
+
+def migrated_secrets(cfg: Settings) -> list[Obj]:
+    """Cleaned Secrets that the cleaner keeps (skip set and whiteouts applied)."""
+    report = cleaned(cfg, open_source(cfg))
+    return [c.cleaned for c in report.kept() if c.cleaned is not None and c.cleaned.get("kind") == "Secret"]
+
+
+def source_secrets(cfg: Settings) -> list[Obj]:
+    """Every selected Secret of the source, as exported."""
+    return [o for o in selected_objects(cfg, open_source(cfg)) if o.get("kind") == "Secret"]
+
+
+OMITTED = "k3smig.io/values-omitted"
+
+
+def fingerprint_comparison(target: Target, to_migrate: list[Obj], fp: Fingerprinter) -> list[dict[str, object]]:
+    """Compare source and target Secrets key by key (fingerprints; key names when values were omitted)."""
+    wanted = {ref(s).id: s for s in to_migrate}
+    on_target = {ref(o).id: o for o in target.list_objects() if o.get("kind") == "Secret" and ref(o).id in wanted}
+    sealed = [o for o in on_target.values() if "sops" not in o and OMITTED not in (o["metadata"].get("annotations") or {})]
+    omitted = {i for i, o in on_target.items() if OMITTED in (o["metadata"].get("annotations") or {})}
+    src = ledger_rows([s for i, s in wanted.items() if i not in omitted], fp, side="source", keep_helm_releases=True)
+    rows = compare_ledgers(src, ledger_rows(sealed, fp, side="target", keep_helm_releases=True))
+    for sid in sorted(omitted):
+        same = set(wanted[sid].get("data") or {}) == set(on_target[sid].get("data") or {})
+        ns, name = sid.split("/")[1:]
+        rows.append({"namespace": ns, "name": name, "key": "*",
+                     "result": "keys equal (values not stored)" if same else "keys differ"})
+    for sid in sorted(set(wanted) - set(on_target)):
+        ns, name = sid.split("/")[1:]
+        rows.append({"namespace": ns, "name": name, "key": "*", "result": "missing on target"})
+    return rows
+
+
+class Secrets(PhaseRun):
+    """State of the secrets notebook."""
+
+    def __init__(self, cfg: Settings) -> None:
+        super().__init__(cfg=cfg, phase=PHASE)
+        self.fp = Fingerprinter.from_env()
+        self.target: Target = open_target(cfg)
+        self.to_migrate = migrated_secrets(cfg)
+        self.platform: list[Obj] = []
+
+    def ledger(self) -> pd.DataFrame:
+        """Source ledger: one row per Secret key, migrated or skipped with the reason."""
+        rows = ledger_rows(source_secrets(self.cfg), self.fp, side="source",
+                           keep_helm_releases=self.cfg.keep_helm_releases)
+        kept = {ref(s).id for s in self.to_migrate}
+        for row in rows:  # the cleaner is the authority on what travels (e.g. KEEP4 TLS Secrets)
+            rid = f"Secret/{row['namespace']}/{row['name']}"
+            if rid in kept and row["action"] != "migrate":
+                row["action"], row["reason"] = "migrate", "kept by the cleaner (KEEP rule)"
+            elif rid not in kept and row["action"] == "migrate":
+                row["action"], row["reason"] = "skip", "dropped by the cleaner (see phase 40)"
+        frame = pd.DataFrame(rows)
+        if self.fp.ephemeral:
+            self.warnings.append("fingerprint key is per process (run through `k3smig run` to compare across phases)")
+        self.summary["secrets migrated"] = len(self.to_migrate)
+        self.summary["keys fingerprinted"] = len(frame)
+        return self.save_table("ledger_source", frame)
+
+    def platform_secrets(self) -> pd.DataFrame:
+        """Registry pull Secret and external-dns credentials, built from environment variables."""
+        rows = []
+        need_pull = bool(self.cfg.registry_rewrites)
+        need_dns = self.cfg.target_kind == "cluster"
+        builders = (
+            ("registry pull secret", need_pull, lambda: self._pull_secrets()),
+            ("external-dns credentials", need_dns, lambda: [external_dns_secret()]),
+        )
+        for what, needed, build in builders:
+            try:
+                built = build()
+            except ParameterError as e:
+                if needed:
+                    self.errors.append(f"{what}: {e}")
+                rows.append({"secret": what, "built": False, "needed": needed, "detail": e.message})
+                continue
+            self.platform.extend(built)
+            rows.append({"secret": what, "built": True, "needed": needed,
+                         "detail": ", ".join(ref(s).id for s in built)})
+        return self.save_table("platform_secrets", pd.DataFrame(rows))
+
+    def _pull_secrets(self) -> list[Obj]:
+        namespaces = sorted({ref(s).namespace for s in self.to_migrate if ref(s).namespace})
+        return [registry_pull_secret(ns, name=self.cfg.registry_pull_secret, server=self.cfg.registry_server)
+                for ns in namespaces]
+
+    def credentials(self) -> pd.DataFrame:
+        """Which credential variables are set (names only, never values)."""
+        return pd.DataFrame(credentials_status(["SCW_ACCESS_KEY", "SCW_SECRET_KEY", "SCW_DEFAULT_PROJECT_ID"]))
+
+    def apply(self) -> pd.DataFrame:
+        """Write the Secrets to the target (sealed or without values); in dry run, only plan."""
+        result = self.target.apply(self.platform + self.to_migrate, dry_run=not self.cfg.apply,
+                                   existing=self.cfg.existing)
+        frame = pd.DataFrame([vars(i) for i in result.items]).drop(columns=["sha256"], errors="ignore")
+        conflicts = result.count("conflict")
+        if conflicts:
+            self.errors.append(f"{conflicts} Secret(s) conflict with the target (see apply table)")
+        self.summary.update({"secrets written" if self.cfg.apply else "secrets planned": result.changes,
+                             "unchanged": result.count("unchanged"), "conflicts": conflicts})
+        return self.save_table("apply", frame)
+
+    def verify(self) -> pd.DataFrame:
+        """Compare source and target fingerprints key by key."""
+        if not self.cfg.apply:
+            return pd.DataFrame([{"check": "target fingerprints", "result": "not run: dry run"}])
+        frame = pd.DataFrame(fingerprint_comparison(self.target, self.to_migrate, self.fp))
+        good = ("equal", "keys equal (values not stored)")
+        bad = frame[~frame["result"].isin(good)] if not frame.empty else frame
+        if len(bad):
+            self.errors.append(f"{len(bad)} secret key(s) differ or are missing on the target")
+        self.summary["keys equal on target"] = int((frame["result"] == "equal").sum()) if not frame.empty else 0
+        return self.save_table("ledger_compare", frame)
+
+
+def start(cfg: Settings) -> Secrets:
+    """Read the source Secrets and open the target (phase 50)."""
+    return Secrets(cfg)

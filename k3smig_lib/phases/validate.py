@@ -1,0 +1,127 @@
+"""Phase 90 · validate the migration: compare source and target, and give one verdict.
+
+Every comparison re-reads the target (verification never trusts the writer's report): objects per
+namespace and kind with each difference explained by rule IDs, secret fingerprints per key, volume
+manifests re-hashed from disk, application checks, and the outcome of every earlier phase.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+
+import pandas as pd
+
+from k3smig_lib.core.config import Settings
+from k3smig_lib.core.manifest import Manifest, compare, manifest_from_dir
+from k3smig_lib.core.objects import ref
+from k3smig_lib.core.secrets import Fingerprinter
+from k3smig_lib.phases._base import PHASES, PhaseRun, phase_dir, read_result
+from k3smig_lib.phases._context import cleaned, open_source, open_target
+from k3smig_lib.phases.secrets import fingerprint_comparison, migrated_secrets
+
+PHASE = "90_validate_migration"
+
+
+class Validate(PhaseRun):
+    """State of the validation notebook: one check table per area, then the verdict."""
+
+    def __init__(self, cfg: Settings) -> None:
+        super().__init__(cfg=cfg, phase=PHASE)
+        self.source = open_source(cfg)
+        self.target = open_target(cfg)
+        self.checks: dict[str, bool] = {}
+
+    def objects(self) -> pd.DataFrame:
+        """Objects per namespace/kind: exported, dropped (with rule IDs), expected, found on the target."""
+        report = cleaned(self.cfg, self.source)
+        exported = Counter((c.ref.namespace, c.ref.kind) for c in report.objects)
+        expected = Counter((c.ref.namespace, c.ref.kind) for c in report.kept())
+        found = Counter((ref(o).namespace, ref(o).kind) for o in self.target.list_objects())
+        rules: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for c in report.dropped():
+            rules[(c.ref.namespace, c.ref.kind)].update(x.rule_id for x in c.changes if x.action == "drop")
+        rows = []
+        for key in sorted(set(exported) | set(found)):
+            extra = found[key] - expected[key]
+            ok = extra >= 0 and (extra == 0 or key[1] == "Secret")
+            why = ", ".join(sorted(rules[key]))
+            if extra > 0:
+                why = (why + "; " if why else "") + f"{extra} platform Secret(s) from phase 50"
+            rows.append({"namespace": key[0] or "(cluster)", "kind": key[1], "exported": exported[key],
+                         "dropped": exported[key] - expected[key], "expected": expected[key], "target": found[key],
+                         "explained by": why, "ok": ok})
+        frame = pd.DataFrame(rows)
+        self.checks["objects"] = bool(frame["ok"].all()) if not frame.empty else False
+        return self.save_table("objects", frame)
+
+    def secrets(self) -> pd.DataFrame:
+        """Secret fingerprints per key, source against target."""
+        frame = pd.DataFrame(fingerprint_comparison(self.target, migrated_secrets(self.cfg), Fingerprinter.from_env()))
+        self.checks["secrets"] = bool((frame["result"].isin(["equal", "keys equal (values not stored)"])).all()) \
+            if not frame.empty else True
+        return self.save_table("secrets", frame)
+
+    def volumes(self) -> pd.DataFrame:
+        """Target volumes re-hashed from disk against the source manifests recorded by phase 70."""
+        rows = []
+        data_dir = phase_dir(self.cfg, "70_migrate_data") / "manifests"
+        for vol in self.source.list_volumes():
+            src_file = data_dir / f"{vol.namespace}__{vol.claim}.source.json"
+            root = self.target.volume_root(vol)
+            if not src_file.is_file() or not root.exists():
+                rows.append({"volume": vol.id, "equal": False, "detail": "not migrated (phase 70 did not run)"})
+                continue
+            diff = compare(Manifest.from_json(src_file.read_text()), manifest_from_dir(root))
+            owners_only = all(set(f) <= {"uid", "gid"} for _, f in diff.changed)
+            equal = not diff.missing and not diff.extra and (not diff.changed or owners_only and self._remapped(vol.id))
+            rows.append({"volume": vol.id, "equal": equal, "detail": diff.summary()})
+        frame = pd.DataFrame(rows)
+        self.checks["volumes"] = bool(frame["equal"].all()) if not frame.empty else True
+        return self.save_table("volumes", frame)
+
+    def _remapped(self, volume_id: str) -> bool:
+        plan = pd.read_csv(phase_dir(self.cfg, "70_migrate_data") / "ownership_plan.csv")
+        row = plan[plan["volume"] == volume_id]
+        return bool(len(row)) and row.iloc[0]["action"] == "chown"
+
+    def apps(self) -> pd.DataFrame:
+        """Application checks recorded by phase 70."""
+        path = phase_dir(self.cfg, "70_migrate_data") / "app_checks.csv"
+        frame = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+        self.checks["applications"] = bool(len(frame)) and bool((frame.get("result") == "PASS").all())
+        return self.save_table("apps", frame)
+
+    def phases(self) -> pd.DataFrame:
+        """Outcome of every earlier phase of this run."""
+        rows = []
+        for name in PHASES[:-1]:
+            res = read_result(self.cfg, name)
+            rows.append({"phase": name, "status": res["status"] if res else "not run",
+                         "seconds": res["seconds"] if res else ""})
+        frame = pd.DataFrame(rows)
+        self.checks["phases"] = bool(frame["status"].isin(["Completed", "PartiallyFailed"]).all())
+        return self.save_table("phases", frame)
+
+    def verdict(self) -> pd.DataFrame:
+        """PASS only when every area passed; the reasons otherwise."""
+        verdict = "PASS" if self.checks and all(self.checks.values()) else "FAIL"
+        if not self.cfg.apply:
+            verdict = "PLAN ONLY"
+        self.summary["verdict"] = verdict
+        self.summary.update({f"check: {k}": "pass" if v else "FAIL" for k, v in self.checks.items()})
+        if verdict == "FAIL":
+            self.errors.append("failed checks: " + ", ".join(k for k, v in self.checks.items() if not v))
+        self.save_json("verdict.json", {"verdict": verdict, "checks": self.checks})
+        return pd.DataFrame([{"verdict": verdict, **{k: "pass" if v else "FAIL" for k, v in self.checks.items()}}])
+
+
+def start(cfg: Settings) -> Validate:
+    """Open both sides (phase 90)."""
+    return Validate(cfg)
+
+
+def load_verdict(cfg: Settings) -> str:
+    """The verdict of a finished run ("" when phase 90 has not run)."""
+    path = phase_dir(cfg, PHASE) / "verdict.json"
+    return str(json.loads(path.read_text())["verdict"]) if path.is_file() else ""

@@ -1,0 +1,1 @@
+"""Running the phase notebooks in order and keeping the audit trail (ledger, reports, index)."""

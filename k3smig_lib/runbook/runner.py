@@ -1,0 +1,258 @@
+"""``k3smig run``: execute the phase notebooks in order with papermill and keep the audit trail.
+
+The runner is the only place that holds secret values in memory across phases: it gives every kernel
+the per-run HMAC key through the environment (never on disk), and after each phase it scans every
+file of the run for every secret value seen. Parameters are checked against each notebook's declared
+parameters before anything runs (R3), and each notebook receives only the keys it declares.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import papermill
+
+from k3smig_lib.backends.directory import IDENTITY_FILE
+from k3smig_lib.core.config import PACKAGE_ROOT, Settings, read_parameters_file
+from k3smig_lib.core.envsecrets import env_secret_values
+from k3smig_lib.core.leakgate import quarantine, scan
+from k3smig_lib.core.objects import sha256_of
+from k3smig_lib.core.secrets import RUN_KEY_ENV, secret_values
+from k3smig_lib.errors import ParameterError, PhaseError, SecretLeakError
+from k3smig_lib.log import logger
+from k3smig_lib.phases._base import PHASES, now_iso, phase_dir
+from k3smig_lib.phases._context import open_source
+from k3smig_lib.runbook.ledger import chain_record, read_ledger, write_ledger
+from k3smig_lib.runbook.report import notebook_to_html, write_index
+from k3smig_lib.show import BATCH_ENV
+
+NOTEBOOKS = PACKAGE_ROOT / "notebooks"
+
+
+@dataclass
+class RunOutcome:
+    """Where the run is and how it ended."""
+
+    run_dir: Path
+    status: str
+    verdict: str
+    failed_phase: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        """0 Completed, 3 PartiallyFailed, 1 Failed (non-zero for both, as the safety model asks)."""
+        return {"Completed": 0, "PartiallyFailed": 3}.get(self.status, 1)
+
+
+def select_phases(spec: str | None) -> list[str]:
+    """Phases named by ``--phases`` (``30-60``, ``40``, ``00,30-40``); all when empty.
+
+    Raises:
+        ParameterError: a range names no phase.
+
+    Examples:
+        >>> select_phases("30-50")
+        ['30_inventory_source', '40_export_manifests', '50_migrate_secrets']
+    """
+    if not spec:
+        return list(PHASES)
+    chosen: list[str] = []
+    for part in spec.split(","):
+        lo, _, hi = part.strip().partition("-")
+        hi = hi or lo
+        if not (lo.isdigit() and hi.isdigit()):
+            raise ParameterError(f"--phases {spec!r} is not a list of phase numbers", fix="write e.g. 30-60 or 00,40")
+        picked = [p for p in PHASES if int(lo) <= int(p[:2]) <= int(hi)]
+        if not picked:
+            raise ParameterError(f"--phases {part!r} selects no phase", fix="phases are 00, 10, … 90")
+        chosen += [p for p in picked if p not in chosen]
+    return sorted(chosen)
+
+
+def declared_parameters(notebook: Path) -> dict[str, Any]:
+    """Parameters a notebook declares in its ``parameters`` cell (papermill's own parser)."""
+    return dict(papermill.inspect_notebook(str(notebook)))
+
+
+def split_parameters(params: Mapping[str, Any], notebooks: Mapping[str, Path]) -> dict[str, dict[str, Any]]:
+    """Give each notebook the keys it declares; refuse keys no notebook declares (with the fix).
+
+    Raises:
+        ParameterError: a key is declared by no notebook.
+    """
+    declared = {name: declared_parameters(path) for name, path in notebooks.items()}
+    every = set().union(*(set(d) for d in declared.values()))
+    for key in params:
+        if key not in every:
+            raise ParameterError(f"parameter {key!r} is declared by no phase notebook",
+                                 fix="remove it, or declare it in the parameters cell of the notebook that needs it")
+    return {name: {k: v for k, v in params.items() if k in d} for name, d in declared.items()}
+
+
+def code_version() -> str:
+    """Package version plus the git commit of the checkout, when there is one."""
+    from importlib.metadata import version
+
+    try:
+        commit = subprocess.run(["git", "-C", str(PACKAGE_ROOT), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+    except OSError:
+        commit = ""
+    return f"k3smig {version('k3smig')}" + (f" ({commit})" if commit else "")
+
+
+@contextmanager
+def kernel_environment(run_key: str) -> Iterator[None]:
+    """Environment every kernel inherits: the run's HMAC key and batch mode; restored afterwards."""
+    saved = {k: os.environ.get(k) for k in (RUN_KEY_ENV, BATCH_ENV)}
+    os.environ[RUN_KEY_ENV] = run_key
+    os.environ[BATCH_ENV] = "1"
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def leak_values(cfg: Settings, run_key: str) -> set[bytes]:
+    """Every secret value this run could leak: source Secrets, credentials, keys of the run itself."""
+    values = secret_values(open_source(cfg).list_objects()) | env_secret_values()
+    values.add(run_key.encode())
+    identity = cfg.target_path() / IDENTITY_FILE
+    if identity.is_file():
+        values.add(identity.read_text().strip().encode())
+    return values
+
+
+class Runner:
+    """One run: its folder, its parameters, its ledger records."""
+
+    def __init__(self, params: dict[str, Any], run_dir: Path, records: list[dict[str, Any]] | None = None) -> None:
+        env = str(params.get("environment", "demo"))
+        params = {**params, "target_dir": str(Path(params.get("target_dir") or Path("targets") / env).resolve())}
+        self.params = params
+        self.run_dir = run_dir
+        self.records = records or []
+        self.cfg = Settings(**{**params, "run_dir": str(run_dir)})
+        self.notebooks = {p: NOTEBOOKS / f"{p}.ipynb" for p in PHASES}
+        self.per_notebook = split_parameters(params, self.notebooks)
+        self.run_key = secrets.token_hex(32)
+        self.header: dict[str, Any] = {
+            "run_id": run_dir.name, "environment": self.cfg.environment, "created": now_iso(),
+            "code_version": code_version(), "parameters": params, "parameters_sha256": sha256_of(params),
+            "status": "running",
+        }
+
+    def _execute(self, phase: str) -> dict[str, Any]:
+        out = self.run_dir / f"{phase}.ipynb"
+        params = {**self.per_notebook[phase], "run_dir": str(self.run_dir)}
+        started, t0 = now_iso(), time.monotonic()
+        error = ""
+        try:
+            papermill.execute_notebook(str(self.notebooks[phase]), str(out), parameters=params,
+                                       kernel_name="python3", progress_bar=False)
+        except papermill.PapermillExecutionError as e:
+            error = f"{e.ename}: {e.evalue}"[:500]
+        notebook_to_html(out, self.run_dir / f"{phase}.html")
+        result_path = phase_dir(self.cfg, phase) / "phase_result.json"
+        result = json.loads(result_path.read_text()) if result_path.is_file() else {}
+        status = "Failed" if error else result.get("status", "Failed")
+        return {"phase": phase, "status": status, "started": started, "seconds": round(time.monotonic() - t0, 2),
+                "summary": result.get("summary", {}), "errors": result.get("errors") or ([error] if error else []),
+                "warnings": result.get("warnings", [])}
+
+    def _gate(self, values: set[bytes]) -> None:
+        report = scan(self.run_dir, values)
+        if not report.ok:
+            where = sorted({h.file for h in report.hits})
+            self.run_dir = quarantine(self.run_dir)
+            raise SecretLeakError(f"secret values found in {len(report.hits)} place(s): {', '.join(where)[:200]}; "
+                                  f"the run was quarantined at {self.run_dir}",
+                                  fix="find what displayed a Secret, fix it in k3smig_lib, and re-run")
+
+    def run(self, phases: list[str]) -> RunOutcome:
+        """Execute ``phases`` in order; stop at the first failure; keep ledger and index current."""
+        self.header.setdefault("phases_selected", phases)
+        values = leak_values(self.cfg, self.run_key)
+        failed = ""
+        with kernel_environment(self.run_key):
+            for phase in phases:
+                logger.info("running %s", phase)
+                print(f"[k3smig] {phase} …", flush=True)
+                record = self._execute(phase)
+                self.records.append(chain_record(self.records[-1]["hash"] if self.records else "", record))
+                if self.cfg.target_path().joinpath(IDENTITY_FILE).is_file():
+                    values = leak_values(self.cfg, self.run_key)
+                self._gate(values)
+                print(f"[k3smig] {phase}: {record['status']} ({record['seconds']} s)", flush=True)
+                if record["status"] == "Failed":
+                    failed = phase
+                    break
+        return self._close(failed)
+
+    def _close(self, failed: str) -> RunOutcome:
+        latest = {r["phase"]: r["status"] for r in self.records}
+        status = "Failed" if failed else ("PartiallyFailed" if "PartiallyFailed" in latest.values() else "Completed")
+        verdict_file = phase_dir(self.cfg, "90_validate_migration") / "verdict.json"
+        verdict = json.loads(verdict_file.read_text())["verdict"] if verdict_file.is_file() else ""
+        self.header.update({"status": status, "finished": now_iso(), "verdict": verdict, "failed_phase": failed})
+        write_index(self.run_dir, self.header, self.records, verdict)
+        write_ledger(self.run_dir, self.header, self.records)
+        return RunOutcome(self.run_dir, status, verdict, failed)
+
+
+def new_run_dir(runs_root: Path, environment: str) -> Path:
+    """``runs/<UTC timestamp>-<environment>`` (a suffix is added if two runs start in the same second)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = runs_root / f"{stamp}-{environment}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = runs_root / f"{stamp}-{environment}-{n}"
+    path.mkdir(parents=True)
+    return path.resolve()
+
+
+def run(params_file: Path, *, phases: str | None = None, runs_root: Path = Path("runs")) -> RunOutcome:
+    """Run the selected phases with one parameters file in a new run folder.
+
+    Raises:
+        ParameterError: bad parameters (before anything runs).
+        SecretLeakError: a secret value reached a run file (the run is quarantined).
+    """
+    params = read_parameters_file(params_file)
+    env = str(params.get("environment", "demo"))
+    runner = Runner(params, new_run_dir(runs_root, env))
+    return runner.run(select_phases(phases))
+
+
+def resume(run_dir: Path) -> RunOutcome:
+    """Continue a run from its first phase that did not complete, with the same parameters.
+
+    Raises:
+        PhaseError: the run already completed.
+    """
+    ledger = read_ledger(run_dir)
+    records = list(ledger.get("phases", []))
+    done = [r["phase"] for r in records if r["status"] in ("Completed", "PartiallyFailed")]
+    todo = [p for p in ledger.get("phases_selected", PHASES) if p not in done]
+    if not todo:
+        raise PhaseError(f"run {run_dir.name} already completed every phase", fix="start a new run instead")
+    runner = Runner(dict(ledger["parameters"]), run_dir.resolve(), records)
+    runner.header["created"] = ledger.get("created", runner.header["created"])
+    runner.header["resumed"] = now_iso()
+    runner.header["phases_selected"] = ledger.get("phases_selected", list(PHASES))
+    return runner.run(todo)

@@ -1,0 +1,64 @@
+"""Display helpers for notebook cells: tables, figures, code blocks, progress.
+
+They return displayable objects instead of printing, so a cell's last expression is its report
+content and nbconvert renders it the same way in JupyterLab and in the HTML report.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
+
+from IPython.display import Image, Markdown
+from matplotlib.figure import Figure
+
+T = TypeVar("T")
+
+#: Set by ``k3smig run`` in every kernel: no widgets, plain progress lines.
+BATCH_ENV = "K3SMIG_BATCH"
+
+
+def batch_mode() -> bool:
+    """True under the runner (papermill batch), False in an interactive JupyterLab session."""
+    return os.environ.get(BATCH_ENV, "") == "1"
+
+
+def figure(fig: Figure) -> Image:
+    """Render a matplotlib figure to a PNG image (no pyplot state, no double display)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight", metadata={"Software": None})
+    return Image(data=buf.getvalue(), format="png")
+
+
+def code(text: str, language: str = "") -> Markdown:
+    """Show ``text`` as a fenced code block (rendered inventories, commands, diffs)."""
+    fence = "````" if "```" in text else "```"
+    return Markdown(f"{fence}{language}\n{text.rstrip()}\n{fence}")
+
+
+def progress(items: Iterable[T], *, desc: str, total: int | None = None) -> Iterator[T]:
+    """Progress bar in JupyterLab, one plain line per item under papermill.
+
+    Args:
+        items: what to iterate over.
+        desc: label of the progress.
+        total: number of items when ``items`` has no length.
+    """
+    if batch_mode():
+        seq = list(items)
+        for i, item in enumerate(seq, 1):
+            print(f"{desc}: {i}/{len(seq)}", flush=True)
+            yield item
+        return
+    from tqdm.auto import tqdm
+
+    yield from tqdm(items, desc=desc, total=total)
+
+
+def kv(data: dict[str, Any]) -> Markdown:
+    """A small two-column summary as a Markdown table."""
+    lines = ["| item | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in data.items()]
+    return Markdown("\n".join(lines))

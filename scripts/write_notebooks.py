@@ -1,0 +1,288 @@
+"""Write the ten phase notebooks from one specification (run: python scripts/write_notebooks.py).
+
+The parameters cell of every notebook is generated from ``k3smig_lib.core.config.Settings`` — type,
+default and help text — so notebooks, parameters files and the settings model cannot drift apart.
+Cells hold one library call each (STYLE R1); edit the spec here, never the notebooks by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from k3smig_lib.core.config import Settings  # noqa: E402
+
+SOURCE = ["source_kind", "source_snapshot", "source_kubeconfig", "source_context", "namespaces", "exclude_namespaces"]
+TARGET = ["target_kind", "target_dir", "target_kubeconfig", "target_context", "age_recipient"]
+CLEAN = ["storage_class", "ingress_class", "registry_rewrites", "registry_pull_secret", "keep_helm_releases"]
+VM = ["vm_name", "zone", "instance_type", "disk_gb", "admin_cidr", "k3s_version", "domain", "acme_email",
+      "letsencrypt_env", "txt_owner_id"]
+
+SPEC: dict[str, dict[str, object]] = {
+    "00_preflight": {
+        "title": "00 · Preflight",
+        "purpose": "Check everything that can be known before any write: tools, credentials (names only), "
+                   "both ends reachable and distinct, the K3s compatibility lint and the capacity of the VM.",
+        "pre": "A parameters file (or the defaults: the bundled example cluster into a local folder).",
+        "changes": "Nothing. Preflight only reads.",
+        "rollback": "Nothing to roll back.",
+        "params": ["environment", "apply", "provision", "run_dir", *SOURCE, *TARGET, *CLEAN, "require_promtool",
+                   "vm_cpu", "vm_memory_gib", "disk_gb"],
+        "start": "phase = k3smig.preflight.start(cfg)",
+        "cells": [
+            ("Tools on this machine, and which phase needs each.", "phase.tools()"),
+            ("Credential variables: **present or not — values are never read into this report**.",
+             "phase.credentials()"),
+            ("Source and target: where they are, versions, identities. A target equal to the source is refused.",
+             "phase.endpoints()"),
+            ("Namespaces selected for migration.", "phase.namespaces()"),
+            ("K3s compatibility lint: what will not work as is on K3s, and how the run fixes it.",
+             "phase.compatibility()"),
+            ("Capacity of the planned VM against the workloads' requests and the volume sizes.", "phase.capacity()"),
+            ("Outcome of the preflight (a blocking finding stops the run here).", "phase.finish()"),
+        ],
+    },
+    "10_provision_infrastructure": {
+        "title": "10 · Provision the Scaleway VM",
+        "purpose": "Render the Terraform/OpenTofu variables from the parameters, plan the VM (instance, flexible "
+                   "IP, security group, SSH key) and, only with `provision: true`, apply it.",
+        "pre": "Preflight passed. For a real plan: `tofu` or `terraform` on PATH and `SCW_*` variables in the "
+               "environment (.envrc).",
+        "changes": "With `provision: true`: creates the Scaleway resources. Otherwise nothing.",
+        "rollback": "`tofu destroy` in `infrastructure/terraform/envs/scaleway` (see README).",
+        "params": ["environment", "provision", "run_dir", *VM],
+        "start": "phase = k3smig.provision.start_provision(cfg)",
+        "cells": [
+            ("Terraform variables rendered from the parameters.", "phase.variables()"),
+            ("Exactly the commands this phase runs (or would run).", "phase.commands()"),
+            ("Plan summary: adds, changes and destroys by resource.", "phase.plan()"),
+            ("Apply (only with `provision: true`) and the outputs.", "phase.apply()"),
+            ("The Ansible inventory phase 20 reads, rendered from the outputs.", "phase.inventory()"),
+            ("Outcome of the phase.", "phase.finish()"),
+        ],
+    },
+    "20_configure_k3s": {
+        "title": "20 · Configure K3s and the platform",
+        "purpose": "Install K3s (Traefik disabled), Helm, ingress-nginx, cert-manager and external-dns on the VM "
+                   "with Ansible; check mode unless `provision: true`.",
+        "pre": "Phase 10 produced an inventory (or placeholders are shown).",
+        "changes": "With `provision: true`: packages, the K3s service and Helm releases on the VM.",
+        "rollback": "Each role has an `absent` state (`<role>_state: absent`).",
+        "params": ["environment", "provision", "run_dir", *VM],
+        "start": "phase = k3smig.configure_k3s.start_configure(cfg)",
+        "cells": [
+            ("Inventory from phase 10.", "phase.inventory()"),
+            ("Roles of `ansible/site.yml`, in order.", "phase.roles()"),
+            ("The command this phase runs.", "phase.commands()"),
+            ("Per-host recap from ansible-runner events.", "phase.run()"),
+            ("Outcome of the phase.", "phase.finish()"),
+        ],
+    },
+    "30_inventory_source": {
+        "title": "30 · Inventory of the source",
+        "purpose": "Tables of what runs on the source, what it stores and what will not fit K3s as is. "
+                   "Secrets appear as metadata only.",
+        "pre": "A readable source (snapshot folder or cluster).",
+        "changes": "Nothing.",
+        "rollback": "Nothing to roll back.",
+        "params": ["environment", "run_dir", *SOURCE, *CLEAN, "disk_gb", "vm_cpu", "vm_memory_gib"],
+        "start": "phase = k3smig.inventory.start(cfg)",
+        "cells": [
+            ("Where this inventory comes from.", "phase.cluster()"),
+            ("Objects per namespace and kind.", "phase.summary()"),
+            ("The same, as a chart.", "phase.chart()"),
+            ("Explore by namespace and kind (a filter widget in JupyterLab).", "phase.explore()"),
+            ("Workloads: images, file owners (`runAsUser`/`fsGroup`), mounted claims, node pinning.",
+             "phase.workloads()"),
+            ("Services.", "phase.services()"),
+            ("Ingresses.", "phase.ingresses()"),
+            ("Storage: claims, classes, sizes, access modes, and whether their data was exported.",
+             "phase.storage()"),
+            ("Secrets — names, types and key names only.", "phase.secrets()"),
+            ("CRDs and RBAC.", "phase.crds_and_rbac()"),
+            ("Risk table: the K3s compatibility lint.", "phase.risks()"),
+            ("Outcome of the phase.", "phase.finish()"),
+        ],
+    },
+    "40_export_manifests": {
+        "title": "40 · Export and clean the manifests",
+        "purpose": "Keep every object as exported (hashed), clean it with the rule engine (CLEANING-RULES), and "
+                   "show why each object or field was removed or rewritten.",
+        "pre": "A readable source.",
+        "changes": "Nothing outside the run folder.",
+        "rollback": "Nothing to roll back.",
+        "params": ["environment", "run_dir", *SOURCE, *CLEAN],
+        "start": "phase = k3smig.export.start(cfg)",
+        "cells": [
+            ("Objects exported, kept and dropped per namespace and kind.", "phase.overview()"),
+            ("Rules that fired, how often, and why each rule exists.", "phase.rules()"),
+            ("Whole objects not migrated, with the rule and the reason.", "phase.dropped()"),
+            ("Field changes on kept objects, grouped by rule.", "phase.changes()"),
+            ("Rewrites that need a human look.", "phase.warnings_table()"),
+            ("Originals (Secrets redacted), cleaned objects, per-object diffs and the chain-of-custody table.",
+             "phase.write()"),
+            ("One annotated diff, as an example.", "k3smig.show.code(phase.example_diff(), 'diff')"),
+            ("Outcome of the phase.", "phase.finish()"),
+        ],
+    },
+    "50_migrate_secrets": {
+        "title": "50 · Migrate the Secrets",
+        "purpose": "Move the Secrets the cleaner keeps (skip set shown with reasons), build the registry pull "
+                   "Secret and the external-dns credentials from the environment, and prove equality by keyed "
+                   "fingerprints. No value is ever shown.",
+        "pre": "Phase 40 (or it is re-computed).",
+        "changes": "With `apply: true`: Secrets on the target (sealed with SOPS/age in a directory target).",
+        "rollback": "Delete the Secrets listed in the apply table from the target.",
+        "params": ["environment", "apply", "run_dir", *SOURCE, *TARGET, "existing", *CLEAN, "registry_server"],
+        "start": "phase = k3smig.secrets.start(cfg)",
+        "cells": [
+            ("Credential variables (names only).", "phase.credentials()"),
+            ("Source ledger: name, type, key, length, keyed HMAC fingerprint; migrated or skipped with the reason.",
+             "phase.ledger()"),
+            ("Platform Secrets built from environment variables.", "phase.platform_secrets()"),
+            ("Apply (dry run unless `apply: true`).", "phase.apply()"),
+            ("Target fingerprints compared with the source, key by key.", "phase.verify()"),
+            ("Outcome of the phase.", "phase.finish()"),
+        ],
+    },
+    "60_deploy_applications": {
+        "title": "60 · Deploy the applications",
+        "purpose": "Apply the cleaned objects in apply order. Workloads that mount volumes are held at 0 "
+                   "replicas until phase 70 proves their data.",
+        "pre": "Phases 40 and 50.",
+        "changes": "With `apply: true`: every cleaned object on the target.",
+        "rollback": "Delete the applied objects (apply table), in reverse order.",
+        "params": ["environment", "apply", "run_dir", *SOURCE, *TARGET, "existing", *CLEAN],
+        "start": "phase = k3smig.deploy.start(cfg)",
+        "cells": [
+            ("Plan: what applying does, object by object, in apply order.", "phase.plan()"),
+            ("Plan per kind.", "phase.plan_summary()"),
+            ("Workloads held at 0 replicas until their data is verified.", "phase.held()"),
+            ("Apply (only with `apply: true` and no conflict).", "phase.apply()"),
+            ("Outcome of the phase.", "phase.finish()"),
+        ],
+    },
+    "70_migrate_data": {
+        "title": "70 · Migrate the volume data",
+        "purpose": "Restore every volume through a fail-closed extractor, with owners derived from the target pod "
+                   "spec, and prove that nothing was lost: per-file manifests on both sides must be equal, and "
+                   "the applications' own data must check out.",
+        "pre": "Phase 60 (workloads held at 0 replicas).",
+        "changes": "With `apply: true`: the target volume folders, then held workloads are released.",
+        "rollback": "Remove the target volume folders; workloads stay at 0 replicas.",
+        "params": ["environment", "apply", "run_dir", *SOURCE, *TARGET, *CLEAN, "require_promtool"],
+        "start": "phase = k3smig.data.start(cfg)",
+        "cells": [
+            ("Volumes to move.", "phase.volume_table()"),
+            ("Source manifests, hashed from the archive streams.", "phase.source_manifests_table()"),
+            ("Ownership plan: owners seen on the source, the target pod's identity, the resulting action.",
+             "phase.ownership()"),
+            ("Source databases must be intact before anything is written.", "phase.source_checks()"),
+            ("Restore.", "phase.transfer()"),
+            ("Manifests compared entry by entry (path, type, size, mode, owner, link, sha256).", "phase.verify()"),
+            ("Application checks: SQLite integrity and row counts, Grafana dashboards, Vaultwarden attachments, "
+             "Prometheus configuration.", "phase.app_checks()"),
+            ("Held workloads released once all of their volumes are proven.", "phase.release()"),
+            ("Outcome of the phase.", "phase.finish()"),
+        ],
+    },
+    "80_configure_network": {
+        "title": "80 · Ingress, certificates and DNS",
+        "purpose": "Check that every Ingress uses the target class, that certificates travel so cert-manager does "
+                   "not re-issue them, and plan the DNS records external-dns will own.",
+        "pre": "Phases 40–60.",
+        "changes": "Nothing in a directory target; probes and DNS only on a live target.",
+        "rollback": "Nothing to roll back.",
+        "params": ["environment", "run_dir", *SOURCE, *TARGET, *CLEAN, "domain", "txt_owner_id"],
+        "start": "phase = k3smig.network.start(cfg)",
+        "cells": [
+            ("Ingresses on the target.", "phase.ingress_table()"),
+            ("Certificates: names, expiry, and whether they would be re-issued.", "phase.certificates()"),
+            ("DNS plan for external-dns (own TXT owner id, upsert-only until cutover).", "phase.dns_plan()"),
+            ("HTTP(S) probes through the new ingress.", "phase.probes()"),
+            ("Outcome of the phase.", "phase.finish()"),
+        ],
+    },
+    "90_validate_migration": {
+        "title": "90 · Validate the migration",
+        "purpose": "Compare source and target again — objects, secret fingerprints, volume manifests re-hashed "
+                   "from disk, application checks — and give one verdict.",
+        "pre": "Phases 00–80.",
+        "changes": "Nothing.",
+        "rollback": "Nothing to roll back.",
+        "params": ["environment", "apply", "run_dir", *SOURCE, *TARGET, *CLEAN],
+        "start": "phase = k3smig.validate.start(cfg)",
+        "cells": [
+            ("Objects per namespace and kind; each difference explained by rule IDs.", "phase.objects()"),
+            ("Secret fingerprints, source against target.", "phase.secrets()"),
+            ("Volumes re-hashed from disk against the source manifests.", "phase.volumes()"),
+            ("Application checks.", "phase.apps()"),
+            ("Every earlier phase.", "phase.phases()"),
+            ("Verdict.", "phase.verdict()"),
+            ("Outcome of the phase.", "phase.finish()"),
+        ],
+    },
+}
+
+
+def _annotation(name: str) -> str:
+    field = Settings.model_fields[name]
+    ann = field.annotation
+    text = getattr(ann, "__name__", str(ann))
+    if "Literal" in str(ann):
+        return "str"
+    return {"list": "list", "dict": "dict"}.get(text, text)
+
+
+def parameters_cell(names: list[str]) -> str:
+    """One typed line with a help comment per parameter, defaults taken from Settings."""
+    lines = []
+    for name in names:
+        field = Settings.model_fields[name]
+        default = field.get_default(call_default_factory=True)
+        lines.append(f"{name}: {_annotation(name)} = {json.dumps(default).replace('false', 'False').replace('true', 'True')}"
+                     f"  # {field.description}")
+    return "\n".join(lines)
+
+
+def notebook(name: str, spec: dict[str, object]) -> nbformat.NotebookNode:
+    """Build one phase notebook."""
+    params: list[str] = spec["params"]  # type: ignore[assignment]
+    header = (f"# {spec['title']}\n\n**Purpose.** {spec['purpose']}\n\n**Preconditions.** {spec['pre']}\n\n"
+              f"**What it changes.** {spec['changes']}\n\n**Rollback.** {spec['rollback']}\n\n"
+              "Dry run is the default: nothing is written unless the parameters say `apply: true`.")
+    cells = [nbformat.v4.new_markdown_cell(header)]
+    pcell = nbformat.v4.new_code_cell(parameters_cell(params))
+    pcell.metadata["tags"] = ["parameters"]
+    cells.append(pcell)
+    args = "".join(f"    {p}={p},\n" for p in params)
+    cells.append(nbformat.v4.new_code_cell(f"import k3smig_lib as k3smig\n\ncfg = k3smig.load_config(\n{args})"))
+    cells.append(nbformat.v4.new_code_cell(str(spec["start"])))
+    for text, call in spec["cells"]:  # type: ignore[attr-defined]
+        cells.append(nbformat.v4.new_markdown_cell(text))
+        cells.append(nbformat.v4.new_code_cell(call))
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"{name[:2]}-{i:02d}"
+    return nb
+
+
+def main() -> None:
+    """Write every notebook under notebooks/."""
+    out = ROOT / "notebooks"
+    out.mkdir(exist_ok=True)
+    for name, spec in SPEC.items():
+        nbformat.write(notebook(name, spec), str(out / f"{name}.ipynb"))
+    print(f"wrote {len(SPEC)} notebooks to {out}")
+
+
+if __name__ == "__main__":
+    main()
