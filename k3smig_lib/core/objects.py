@@ -91,12 +91,12 @@ def get_path(obj: Any, path: str, default: Any = None) -> Any:
     return cur
 
 
-def annotations(obj: Obj) -> dict[str, str]:
+def annotations_of(obj: Obj) -> dict[str, str]:
     """Annotations of ``obj`` (an empty dict when there are none)."""
     return dict((obj.get("metadata") or {}).get("annotations") or {})
 
 
-def labels(obj: Obj) -> dict[str, str]:
+def labels_of(obj: Obj) -> dict[str, str]:
     """Labels of ``obj`` (an empty dict when there are none)."""
     return dict((obj.get("metadata") or {}).get("labels") or {})
 

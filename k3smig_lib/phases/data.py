@@ -105,7 +105,7 @@ class Data(PhaseRun):
                 m = manifest_from_tar(stream)
             self.source_manifests[v.id] = m
             self.save_text(f"manifests/{v.namespace}__{v.claim}.source.json", m.to_json())
-            rows.append({"volume": v.id, **m.totals, "root_hash": m.root_hash[:16]})
+            rows.append({"volume": v.id, **m.totals, "root_hash": m.root_hash[:20]})
         return self.save_table("source_manifests", pd.DataFrame(rows))
 
     def ownership(self) -> pd.DataFrame:
@@ -179,8 +179,8 @@ class Data(PhaseRun):
                 self.errors.append(f"{v.id}: manifests differ ({diff.summary()})")
             rows.append({"volume": v.id, "equal": equal, "entries": len(target.entries),
                          "missing": len(diff.missing), "extra": len(diff.extra), "changed": len(changed),
-                         "source root hash": self.source_manifests[v.id].root_hash[:16],
-                         "target root hash": target.root_hash[:16]})
+                         "source root hash": self.source_manifests[v.id].root_hash[:20],
+                         "target root hash": target.root_hash[:20]})
         if not as_root:
             self.warnings.append("not root: owners were not applied, uid/gid left out of the comparison")
         self.summary["volumes verified"] = len(self.verified)

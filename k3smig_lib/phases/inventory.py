@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from k3smig_lib.backends.base import Source
 from k3smig_lib.core.config import Settings
 from k3smig_lib.core.lint import Capacity, lint
-from k3smig_lib.core.objects import Obj, annotations, get_path, pod_spec, ref
+from k3smig_lib.core.objects import Obj, annotations_of, get_path, pod_spec, ref
 from k3smig_lib.phases._base import PhaseRun
 from k3smig_lib.phases._context import clean_options, open_source, selected_objects
 from k3smig_lib.show import batch_mode, figure
@@ -100,7 +100,7 @@ class Inventory(PhaseRun):
         for o in self.objects:
             if o.get("kind") != "Ingress":
                 continue
-            ann = annotations(o)
+            ann = annotations_of(o)
             rows.append({
                 "namespace": ref(o).namespace, "name": ref(o).name,
                 "class": get_path(o, "spec.ingressClassName") or ann.get("kubernetes.io/ingress.class", ""),

@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
 from k3smig_lib.core.config import Settings
-from k3smig_lib.core.objects import Obj, annotations, get_path, ref
+from k3smig_lib.core.objects import Obj, annotations_of, get_path, ref
 from k3smig_lib.phases._base import PhaseRun, read_result
 from k3smig_lib.phases._context import open_target
 from k3smig_lib.phases.export import read_cleaned
@@ -71,7 +71,7 @@ class Network(PhaseRun):
         rows = []
         for sid, secret in sorted(self.tls.items()):
             facts = certificate_facts(secret)
-            managed = "cert-manager.io/certificate-name" in annotations(secret)
+            managed = "cert-manager.io/certificate-name" in annotations_of(secret)
             days = facts["days_left"]
             reissue = "yes (expired or near expiry)" if isinstance(days, int) and days < RENEW_BEFORE_DAYS else "no"
             rows.append({"secret": sid, "managed by cert-manager": managed, **facts, "re-issue on target": reissue})

@@ -11,7 +11,8 @@ import pandas as pd
 from k3smig_lib.backends.base import Target
 from k3smig_lib.core.config import Settings
 from k3smig_lib.core.envsecrets import credentials_status, external_dns_secret, registry_pull_secret
-from k3smig_lib.core.objects import Obj, ref
+from k3smig_lib.core.objects import Obj, annotations_of, ref
+from k3smig_lib.core.sealing import VALUES_OMITTED
 from k3smig_lib.core.secrets import Fingerprinter, compare_ledgers, ledger_rows
 from k3smig_lib.errors import ParameterError
 from k3smig_lib.phases._base import PhaseRun
@@ -31,25 +32,35 @@ def source_secrets(cfg: Settings) -> list[Obj]:
     return [o for o in selected_objects(cfg, open_source(cfg)) if o.get("kind") == "Secret"]
 
 
-OMITTED = "k3smig.io/values-omitted"
+GOOD = ("equal", "keys equal (values not stored)")
+
+
+def _row(sid: str, status: str) -> dict[str, object]:
+    _, ns, name = sid.split("/", 2)
+    return {"namespace": ns, "name": name, "key": "*", "status": status}
 
 
 def fingerprint_comparison(target: Target, to_migrate: list[Obj], fp: Fingerprinter) -> list[dict[str, object]]:
-    """Compare source and target Secrets key by key (fingerprints; key names when values were omitted)."""
+    """Compare source and target Secrets key by key.
+
+    Fingerprints where the target holds values (plain or unsealed); key names only where values were
+    deliberately omitted (no recipient); a sealed Secret without an identity to open it is reported as
+    not verifiable rather than assumed equal.
+    """
     wanted = {ref(s).id: s for s in to_migrate}
     on_target = {ref(o).id: o for o in target.list_objects() if o.get("kind") == "Secret" and ref(o).id in wanted}
-    sealed = [o for o in on_target.values() if "sops" not in o and OMITTED not in (o["metadata"].get("annotations") or {})]
-    omitted = {i for i, o in on_target.items() if OMITTED in (o["metadata"].get("annotations") or {})}
-    src = ledger_rows([s for i, s in wanted.items() if i not in omitted], fp, side="source", keep_helm_releases=True)
-    rows = compare_ledgers(src, ledger_rows(sealed, fp, side="target", keep_helm_releases=True))
+    omitted = {i for i, o in on_target.items() if VALUES_OMITTED in annotations_of(o)}
+    sealed = {i for i, o in on_target.items() if "sops" in o}
+    readable = [o for i, o in on_target.items() if i not in omitted | sealed]
+    src = ledger_rows([s for i, s in wanted.items() if i in on_target and i not in omitted | sealed], fp,
+                      side="source", keep_helm_releases=True)
+    rows: list[dict[str, object]] = list(compare_ledgers(src, ledger_rows(readable, fp, side="target",
+                                                                          keep_helm_releases=True)))
     for sid in sorted(omitted):
         same = set(wanted[sid].get("data") or {}) == set(on_target[sid].get("data") or {})
-        ns, name = sid.split("/")[1:]
-        rows.append({"namespace": ns, "name": name, "key": "*",
-                     "result": "keys equal (values not stored)" if same else "keys differ"})
-    for sid in sorted(set(wanted) - set(on_target)):
-        ns, name = sid.split("/")[1:]
-        rows.append({"namespace": ns, "name": name, "key": "*", "result": "missing on target"})
+        rows.append(_row(sid, "keys equal (values not stored)" if same else "keys differ"))
+    rows += [_row(sid, "sealed: not verifiable without K3SMIG_AGE_IDENTITY") for sid in sorted(sealed)]
+    rows += [_row(sid, "missing on target") for sid in sorted(set(wanted) - set(on_target))]
     return rows
 
 
@@ -129,11 +140,10 @@ class Secrets(PhaseRun):
         if not self.cfg.apply:
             return pd.DataFrame([{"check": "target fingerprints", "result": "not run: dry run"}])
         frame = pd.DataFrame(fingerprint_comparison(self.target, self.to_migrate, self.fp))
-        good = ("equal", "keys equal (values not stored)")
-        bad = frame[~frame["result"].isin(good)] if not frame.empty else frame
+        bad = frame[~frame["status"].isin(GOOD)] if not frame.empty else frame
         if len(bad):
             self.errors.append(f"{len(bad)} secret key(s) differ or are missing on the target")
-        self.summary["keys equal on target"] = int((frame["result"] == "equal").sum()) if not frame.empty else 0
+        self.summary["keys equal on target"] = int((frame["status"] == "equal").sum()) if not frame.empty else 0
         return self.save_table("ledger_compare", frame)
 
 

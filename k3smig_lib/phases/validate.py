@@ -18,7 +18,7 @@ from k3smig_lib.core.objects import ref
 from k3smig_lib.core.secrets import Fingerprinter
 from k3smig_lib.phases._base import PHASES, PhaseRun, phase_dir, read_result
 from k3smig_lib.phases._context import cleaned, open_source, open_target
-from k3smig_lib.phases.secrets import fingerprint_comparison, migrated_secrets
+from k3smig_lib.phases.secrets import GOOD, fingerprint_comparison, migrated_secrets
 
 PHASE = "90_validate_migration"
 
@@ -58,8 +58,7 @@ class Validate(PhaseRun):
     def secrets(self) -> pd.DataFrame:
         """Secret fingerprints per key, source against target."""
         frame = pd.DataFrame(fingerprint_comparison(self.target, migrated_secrets(self.cfg), Fingerprinter.from_env()))
-        self.checks["secrets"] = bool((frame["result"].isin(["equal", "keys equal (values not stored)"])).all()) \
-            if not frame.empty else True
+        self.checks["secrets"] = bool(frame["status"].isin(GOOD).all()) if not frame.empty else True
         return self.save_table("secrets", frame)
 
     def volumes(self) -> pd.DataFrame:
@@ -98,7 +97,7 @@ class Validate(PhaseRun):
         for name in PHASES[:-1]:
             res = read_result(self.cfg, name)
             rows.append({"phase": name, "status": res["status"] if res else "not run",
-                         "seconds": res["seconds"] if res else ""})
+                         "errors": len(res["errors"]) if res else "", "warnings": len(res["warnings"]) if res else ""})
         frame = pd.DataFrame(rows)
         self.checks["phases"] = bool(frame["status"].isin(["Completed", "PartiallyFailed"]).all())
         return self.save_table("phases", frame)
