@@ -22,14 +22,19 @@ demo: $(STAMP)
 
 system-deps:
 	bash scripts/install-system-deps.sh
+	bash tools/build-sops.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check k3smig_lib tests scripts examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+NBVAL := --nbval-current-env --nbval-cell-timeout=600
+
 test: $(STAMP) system-deps lint
-	$(BIN)/python -m pytest -q
+	K3SMIG_BATCH=1 $(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --nbval-lax $(NBVAL) notebooks
+	K3SMIG_BATCH=1 $(BIN)/python -m pytest -q --nbval $(NBVAL) --nbval-sanitize-with tests/golden/sanitize.cfg tests/golden
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
@@ -39,6 +44,7 @@ notebooks:
 
 golden: $(STAMP)
 	$(BIN)/python scripts/make_golden.py
+	K3SMIG_BATCH=1 $(BIN)/python -m pytest -q --nbval $(NBVAL) --nbval-sanitize-with tests/golden/sanitize.cfg tests/golden
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -q -m benchmark tests/benchmarks -s

@@ -95,7 +95,7 @@ SPEC: dict[str, dict[str, object]] = {
         "start": "phase = k3smig.inventory.start(cfg)",
         "cells": [
             ("Where this inventory comes from.", "phase.cluster()"),
-            ("Objects per namespace and kind.", "phase.summary()"),
+            ("Objects per namespace and kind.", "phase.objects_by_kind()"),
             ("The same, as a chart.", "phase.chart()"),
             ("Explore by namespace and kind (a filter widget in JupyterLab).", "phase.explore()"),
             ("Workloads: images, file owners (`runAsUser`/`fsGroup`), mounted claims, node pinning.",

@@ -67,11 +67,11 @@ class Inventory(PhaseRun):
         info = self.source.info()
         return self.save_table("cluster", pd.DataFrame([vars(info)]))
 
-    def summary(self) -> pd.DataFrame:
+    def objects_by_kind(self) -> pd.DataFrame:
         """Objects per namespace and kind."""
         counts = Counter((ref(o).namespace or "(cluster)", ref(o).kind) for o in self.objects)
         frame = pd.DataFrame([{"namespace": ns, "kind": k, "objects": n} for (ns, k), n in sorted(counts.items())])
-        self.summary_counts = {"objects": len(self.objects), "namespaces": frame["namespace"].nunique()}
+        self.summary.update({"objects": len(self.objects), "namespaces": int(frame["namespace"].nunique())})
         return self.save_table("objects_by_kind", frame)
 
     def workloads(self) -> pd.DataFrame:
@@ -205,13 +205,6 @@ class Inventory(PhaseRun):
         kind.observe(refresh, names="value")
         refresh()
         return widgets.VBox([widgets.HBox([ns, kind]), out])
-
-    def finish(self) -> pd.DataFrame:
-        """Record the inventory's figures and end the phase."""
-        self.summary.update(getattr(self, "summary_counts", {}))
-        self.summary.setdefault("objects", len(self.objects))
-        return super().finish()
-
 
 def start(cfg: Settings) -> Inventory:
     """Open the source and start phase 30."""

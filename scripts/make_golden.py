@@ -1,0 +1,64 @@
+"""Regenerate the golden executed notebooks in tests/golden (run: make golden, then review the diff).
+
+The golden copies are the demo notebooks executed on the bundled example with fixed relative paths,
+checked later by ``pytest --nbval tests/golden`` with ``tests/golden/sanitize.cfg``. Cells whose output
+depends on the machine (tool versions, credentials present, certificate days left) are marked
+``NBVAL_IGNORE_OUTPUT``; everything else is compared, so a change in a report shows up as a diff.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "golden"
+sys.path.insert(0, str(ROOT))
+
+from k3smig_lib.core.leakgate import scan  # noqa: E402
+from k3smig_lib.core.secrets import secret_values  # noqa: E402
+from k3smig_lib.backends.snapshot import read_export  # noqa: E402
+from k3smig_lib.core.config import BUNDLED_EXAMPLE  # noqa: E402
+from k3smig_lib.phases._base import PHASES  # noqa: E402
+
+PARAMS = {"environment": "golden", "apply": True, "age_recipient": "auto", "run_dir": "runs/golden",
+          "target_dir": "targets/golden"}
+IGNORE = ("phase.tools()", "phase.credentials()", "phase.certificates()", "phase.endpoints()")
+
+
+def reset() -> None:
+    """Remove the golden run and target folders (nbval re-creates them)."""
+    for name in ("runs", "targets"):
+        shutil.rmtree(GOLDEN / name, ignore_errors=True)
+
+
+def main() -> None:
+    """Execute every phase notebook into tests/golden."""
+    reset()
+    os.environ["K3SMIG_BATCH"] = "1"
+    for phase in PHASES:
+        declared = papermill.inspect_notebook(str(ROOT / "notebooks" / f"{phase}.ipynb"))
+        params = {k: v for k, v in PARAMS.items() if k in declared}
+        out = GOLDEN / f"{phase}.ipynb"
+        papermill.execute_notebook(str(ROOT / "notebooks" / f"{phase}.ipynb"), str(out), parameters=params,
+                                   kernel_name="python3", progress_bar=False, cwd=str(GOLDEN))
+        nb = nbformat.read(str(out), as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code" and cell.source.strip() in IGNORE:
+                cell.source = "# NBVAL_IGNORE_OUTPUT\n" + cell.source
+        nbformat.write(nb, str(out))
+        print(f"golden: {out.relative_to(ROOT)}")
+    values = secret_values(read_export(BUNDLED_EXAMPLE))
+    report = scan(GOLDEN, values, exclude=[GOLDEN / "targets"])
+    if not report.ok:
+        raise SystemExit(f"leak gate: secret values in golden files: {sorted({h.file for h in report.hits})}")
+    reset()
+
+
+if __name__ == "__main__":
+    main()
