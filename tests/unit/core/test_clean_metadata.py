@@ -1,0 +1,144 @@
+"""Universal metadata and status (M1-M14, S1) on every kept object, CRs included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from k3smig_lib.core.clean import CleanedObject, CleanReport, clean_objects
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "k8s"
+SERVER_FIELDS = (
+    "uid",
+    "resourceVersion",
+    "selfLink",
+    "creationTimestamp",
+    "generation",
+    "managedFields",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "ownerReferences",
+)
+
+
+def load_all() -> list[dict[str, Any]]:
+    objects: list[dict[str, Any]] = []
+    for path in sorted(FIXTURES.glob("clean-*.yaml")):
+        objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return objects
+
+
+@pytest.fixture(scope="module")
+def report() -> CleanReport:
+    return clean_objects(load_all())
+
+
+def rules_at(item: CleanedObject, path: str) -> list[str]:
+    return [c.rule_id for c in item.changes if c.path == path]
+
+
+def test_no_kept_object_carries_server_fields_or_status(report: CleanReport) -> None:
+    for item in report.kept():
+        assert item.cleaned is not None
+        assert not set(SERVER_FIELDS) & set(item.cleaned["metadata"]), item.ref
+        assert "status" not in item.cleaned, item.ref
+
+
+def test_each_server_field_is_removed_by_its_own_rule(report: CleanReport) -> None:
+    web = report.get("Deployment/shop/web")
+    assert rules_at(web, "metadata.uid") == ["M1"]
+    assert rules_at(web, "metadata.resourceVersion") == ["M2"]
+    assert rules_at(report.get("ConfigMap/shop/web-config"), "metadata.selfLink") == ["M3"]
+    assert rules_at(web, "metadata.creationTimestamp") == ["M4"]
+    assert rules_at(web, "metadata.generation") == ["M5"]
+    assert rules_at(web, "metadata.managedFields") == ["M6"]
+    assert rules_at(web, "status") == ["S1"]
+
+
+def test_an_object_being_deleted_on_the_source_comes_back_alive(report: CleanReport) -> None:
+    flags = report.get("ConfigMap/shop/feature-flags-legacy")
+    assert rules_at(flags, "metadata.deletionTimestamp") == ["M7"]
+    assert rules_at(flags, "metadata.deletionGracePeriodSeconds") == ["M7"]
+    assert flags.cleaned is not None and flags.cleaned["data"] == {"checkout-v2": "false"}
+
+
+def test_generate_name_is_removed_only_when_a_name_is_set(report: CleanReport) -> None:
+    job = report.get("Job/shop/search-reindex-8kq2m")
+    assert job.cleaned is not None and job.cleaned["metadata"]["name"] == "search-reindex-8kq2m"
+    assert rules_at(job, "metadata.generateName") == ["M9"]
+    unnamed = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"generateName": "backup-", "namespace": "a"},
+        "spec": {"template": {"spec": {"containers": [{"name": "b", "image": "busybox"}]}}},
+    }
+    cleaned = clean_objects([unnamed]).objects[0].cleaned
+    assert cleaned is not None and cleaned["metadata"]["generateName"] == "backup-"
+
+
+def test_last_applied_is_removed_after_explicit_node_ports_were_read(report: CleanReport) -> None:
+    svc = report.get("Service/monitoring/prometheus-nodeport")
+    assert svc.facts["explicit_node_ports"] == [30090]
+    assert rules_at(svc, "metadata.annotations['kubectl.kubernetes.io/last-applied-configuration']") == [
+        "M10"
+    ]
+    assert svc.cleaned is not None and "annotations" not in svc.cleaned["metadata"]
+
+
+def test_revision_and_controller_uid_bookkeeping_is_removed(report: CleanReport) -> None:
+    web = report.get("Deployment/shop/web")
+    assert rules_at(web, "metadata.annotations['deployment.kubernetes.io/revision']") == ["M11"]
+    job = report.get("Job/shop/db-migrate")
+    assert job.cleaned is not None
+    assert job.cleaned["metadata"]["labels"] == {
+        "batch.kubernetes.io/job-name": "db-migrate",
+        "job-name": "db-migrate",
+    }
+    assert {c.path for c in job.changes if c.rule_id == "M12"} == {
+        "metadata.labels['batch.kubernetes.io/controller-uid']",
+        "metadata.labels.controller-uid",
+    }
+
+
+def test_system_finalizers_are_stripped_and_foreign_ones_kept_with_a_warning(report: CleanReport) -> None:
+    pvc = report.get("PersistentVolumeClaim/shop/web-uploads")
+    assert pvc.cleaned is not None and "finalizers" not in pvc.cleaned["metadata"]
+    monitor = report.get("ServiceMonitor/shop/web")
+    assert monitor.cleaned is not None
+    assert monitor.cleaned["metadata"]["finalizers"] == ["monitoring.coreos.com/status-cleanup"]
+    actions = {(c.action, tuple(c.before)) for c in monitor.changes if c.rule_id == "M13"}
+    assert actions == {
+        ("remove", ("foregroundDeletion",)),
+        ("warn", ("monitoring.coreos.com/status-cleanup",)),
+    }
+
+
+def test_source_platform_labels_annotations_and_finalizers_are_removed(report: CleanReport) -> None:
+    shop = report.get("Namespace/_cluster/shop")
+    assert shop.cleaned is not None
+    assert shop.cleaned["metadata"] == {"labels": {"kubernetes.io/metadata.name": "shop"}, "name": "shop"}
+    assert {c.path for c in shop.changes if c.rule_id == "M14"} == {
+        "metadata.annotations['field.cattle.io/projectId']",
+        "metadata.annotations['lifecycle.cattle.io/create.namespace-auth']",
+        "metadata.labels['field.cattle.io/projectId']",
+        "metadata.finalizers",
+    }
+    lb = report.get("Service/shop/web-public")
+    assert sum(c.rule_id == "M14" for c in lb.changes) == 2  # service.beta.kubernetes.io/scw-loadbalancer-*
+    monitor = report.get("ServiceMonitor/shop/web")
+    assert "openshift.io/generated-by" in [
+        c.path.split("'")[1] for c in monitor.changes if c.rule_id == "M14"
+    ]
+
+
+def test_unrelated_labels_and_annotations_survive(report: CleanReport) -> None:
+    ingress = report.get("Ingress/shop/web").cleaned
+    assert ingress is not None
+    assert ingress["metadata"]["annotations"] == {
+        "cert-manager.io/cluster-issuer": "letsencrypt-prod",
+        "external-dns.alpha.kubernetes.io/hostname": "shop.example.org",
+        "nginx.ingress.kubernetes.io/proxy-body-size": "20m",
+    }
