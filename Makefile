@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# tools built from Go modules (promtool, sops) are cached here, outside git, and found first
+export PATH := $(CURDIR)/.cache/tools/bin:$(PATH)
 
 .PHONY: demo test unit notebooks-test lint golden notebooks bench system-deps clean-runs help
 
@@ -23,6 +25,7 @@ demo: $(STAMP)
 system-deps:
 	bash scripts/install-system-deps.sh
 	bash tools/build-sops.sh
+	bash tools/build-promtool.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check k3smig_lib tests scripts examples

@@ -34,7 +34,22 @@ _LAZY = {
     "validate": "k3smig_lib.phases.validate",
 }
 
-__all__ = ["K3sMigError", "Settings", "load_config", *sorted(_LAZY)]
+__all__ = [
+    "K3sMigError",
+    "Settings",
+    "configure_k3s",
+    "data",
+    "deploy",
+    "export",
+    "inventory",
+    "load_config",
+    "network",
+    "preflight",
+    "provision",
+    "secrets",
+    "show",
+    "validate",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -36,7 +37,7 @@ def clean_export(export: Path, out: Path, *, age_recipient: str = "", storage_cl
     seal = partial(seal_secret, recipient=age_recipient) if age_recipient else strip_values
     kept = [c.cleaned for c in report.kept() if c.cleaned is not None]
     DirectoryTarget(out, seal=seal).apply(kept, dry_run=False, existing="fail")
-    records = [
+    records: list[dict[str, Any]] = [
         {"object": c.ref.id, "original_sha256": c.original_sha256, "dropped": c.dropped, "rules": c.rule_ids,
          "changes": [{"rule": x.rule_id, "action": x.action, "path": x.path, "note": x.note} for x in c.changes]}
         for c in report.objects

@@ -20,10 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden"
 sys.path.insert(0, str(ROOT))
 
-from k3smig_lib.core.leakgate import scan  # noqa: E402
-from k3smig_lib.core.secrets import secret_values  # noqa: E402
 from k3smig_lib.backends.snapshot import read_export  # noqa: E402
 from k3smig_lib.core.config import BUNDLED_EXAMPLE  # noqa: E402
+from k3smig_lib.core.leakgate import scan  # noqa: E402
+from k3smig_lib.core.secrets import secret_values  # noqa: E402
 from k3smig_lib.phases._base import PHASES  # noqa: E402
 
 PARAMS = {"environment": "golden", "apply": True, "age_recipient": "auto", "run_dir": "runs/golden",

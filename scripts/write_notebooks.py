@@ -246,8 +246,8 @@ def parameters_cell(names: list[str]) -> str:
     for name in names:
         field = Settings.model_fields[name]
         default = field.get_default(call_default_factory=True)
-        lines.append(f"{name}: {_annotation(name)} = {json.dumps(default).replace('false', 'False').replace('true', 'True')}"
-                     f"  # {field.description}")
+        literal = json.dumps(default).replace("false", "False").replace("true", "True")
+        lines.append(f"{name}: {_annotation(name)} = {literal}  # {field.description}")
     return "\n".join(lines)
 
 

@@ -30,7 +30,7 @@ def _flatten(doc: Any, origin: str) -> Iterator[Obj]:
         raise SourceError(f"{origin}: expected a Kubernetes object, found {type(doc).__name__}",
                           fix="export with `kubectl get <kind> -o yaml`")
     kind = str(doc.get("kind", ""))
-    if kind == "List" or kind.endswith("List") and isinstance(doc.get("items"), list):
+    if kind.endswith("List") and isinstance(doc.get("items"), list):
         for item in doc.get("items") or []:
             yield from _flatten(item, origin)
         return
@@ -41,7 +41,7 @@ def _flatten(doc: Any, origin: str) -> Iterator[Obj]:
 
 
 def read_manifest_file(path: Path) -> list[Obj]:
-    """Read every object of one export file (YAML multi-doc, JSON, ``kind: List``).
+    r"""Read every object of one export file (YAML multi-doc, JSON, ``kind: List``).
 
     Raises:
         SourceError: the file is not valid YAML/JSON or holds something that is not an object.
@@ -49,7 +49,7 @@ def read_manifest_file(path: Path) -> list[Obj]:
     Examples:
         >>> import tempfile, pathlib
         >>> p = pathlib.Path(tempfile.mkdtemp()) / "cm.yaml"
-        >>> _ = p.write_text("kind: ConfigMap\\napiVersion: v1\\nmetadata: {name: a}\\n")
+        >>> _ = p.write_text("kind: ConfigMap\napiVersion: v1\nmetadata: {name: a}\n")
         >>> [o["metadata"]["name"] for o in read_manifest_file(p)]
         ['a']
     """

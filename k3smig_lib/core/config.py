@@ -46,19 +46,19 @@ class Settings(BaseModel):
 
     # --- run ---------------------------------------------------------------------------------
     environment: str = Field("demo", description="environment name; part of the run id")
-    apply: bool = Field(False, description="false = plan only: nothing is written to the target (server dry-run)")
-    provision: bool = Field(False, description="true = tofu apply + ansible on the real VM; false = plan/check only")
-    run_dir: str = Field("", description="run folder; empty = runs/interactive-<environment>")
+    apply: bool = Field(False, description="false: plan only: nothing is written to the target (server dry-run)")
+    provision: bool = Field(False, description="true: tofu apply + ansible on the real VM; false: plan/check only")
+    run_dir: str = Field("", description="run folder; empty: runs/interactive-<environment>")
     # --- source ------------------------------------------------------------------------------
     source_kind: Literal["snapshot", "cluster"] = Field("snapshot", description="where objects come from")
-    source_snapshot: str = Field("", description="snapshot folder; empty = the bundled example cluster")
+    source_snapshot: str = Field("", description="snapshot folder; empty: the bundled example cluster")
     source_kubeconfig: str = Field("", description="kubeconfig of the source cluster (cluster mode)")
     source_context: str = Field("", description="explicit source context; never the current-context")
-    namespaces: list[str] = Field(default_factory=list, description="namespaces to migrate; empty = all")
+    namespaces: list[str] = Field(default_factory=list, description="namespaces to migrate; empty: all")
     exclude_namespaces: list[str] = Field(default_factory=list, description="namespaces never migrated")
     # --- target ------------------------------------------------------------------------------
     target_kind: Literal["directory", "cluster"] = Field("directory", description="where objects go")
-    target_dir: str = Field("", description="GitOps tree + volumes; empty = targets/<environment>")
+    target_dir: str = Field("", description="GitOps tree + volumes; empty: targets/<environment>")
     target_kubeconfig: str = Field("", description="kubeconfig of the K3s target (cluster mode)")
     target_context: str = Field("", description="explicit target context")
     existing: Literal["fail", "update"] = Field("fail", description="policy for objects that exist and differ")

@@ -71,6 +71,13 @@ class PhaseRun:
     warnings: list[str] = field(default_factory=list)
     artifacts: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # reports are read in full: show whole tables (a few hundred rows at most), not pandas' 60-row cut
+        pd.set_option("display.max_rows", 2000)
+        pd.set_option("display.max_columns", 50)
+        pd.set_option("display.max_colwidth", 160)
+        pd.set_option("display.width", 200)
+
     @property
     def dir(self) -> Path:
         """Artifact folder of this phase (created on first use)."""

@@ -53,11 +53,19 @@ def _is_sqlite(path: Path) -> bool:
 def consumer_spec(objects: list[Obj], volume: VolumeRef) -> Obj | None:
     """Pod spec of the target workload that mounts ``volume`` (its owners decide the target owners)."""
     for obj in objects:
-        if ref(obj).namespace == volume.namespace and volume.claim in mounts_claims(obj):
-            return pod_spec(obj)
+        if ref(obj).namespace != volume.namespace:
+            continue
+        spec = pod_spec(obj)
+        if spec is None:
+            continue
+        if any((v.get("persistentVolumeClaim") or {}).get("claimName") == volume.claim for v in spec.get("volumes") or []):
+            return spec
         for tpl in (obj.get("spec") or {}).get("volumeClaimTemplates") or []:
-            if volume.claim.startswith(f"{tpl['metadata']['name']}-{ref(obj).name}-"):
-                return pod_spec(obj)
+            name = tpl["metadata"]["name"]
+            if volume.claim.startswith(f"{name}-{ref(obj).name}-"):
+                # the StatefulSet controller adds this volume to each pod: do the same for the plan
+                volumes = [v for v in spec.get("volumes") or [] if v.get("name") != name]
+                return {**spec, "volumes": [*volumes, {"name": name, "persistentVolumeClaim": {"claimName": volume.claim}}]}
     return None
 
 
@@ -152,6 +160,7 @@ class Data(PhaseRun):
                 return {"volume": v.id, "action": "unchanged", "detail": "target already equal (not re-copied)"}
             self.errors.append(f"{v.id}: target folder {root} holds other data ({diff.summary()})")
             return {"volume": v.id, "action": "refused", "detail": "stale target: remove the folder and re-run"}
+        root.parent.mkdir(parents=True, exist_ok=True)
         report = safe_extract(self.source.archive_path(v), root)
         changed = apply_ownership(root, plan) if plan.action == "chown" and os.geteuid() == 0 else 0
         return {"volume": v.id, "action": "restored", "detail": f"{report.members} members, {report.bytes} bytes,"
@@ -234,8 +243,10 @@ class Data(PhaseRun):
             data = obj.get("data") or {}
             if obj.get("kind") != "ConfigMap" or "prometheus.yml" not in data:
                 continue
-            path = self.save_text(f"prometheus/{ref(obj).namespace}__{ref(obj).name}.yml", data["prometheus.yml"])
-            check = prometheus_check(path)
+            folder = f"prometheus/{ref(obj).namespace}__{ref(obj).name}"
+            for key, text in sorted(data.items()):  # rule files sit next to the config, as when mounted
+                path = self.save_text(f"{folder}/{key}", str(text))
+            check = prometheus_check(path.parent / "prometheus.yml")
             fail = not check.ok or (self.cfg.require_promtool and check.tool != "promtool")
             rows.append({"volume": ref(obj).id, "check": f"prometheus config ({check.tool})",
                          "result": "FAIL" if fail else "PASS", "detail": (check.note or check.output)[:200]})

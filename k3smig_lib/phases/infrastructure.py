@@ -102,7 +102,10 @@ class ConfigureK3s(PhaseRun):
 
     def inventory(self) -> Markdown:
         """Inventory from phase 10 (rendered with placeholders when phase 10 has not run)."""
-        text = self.inventory_path.read_text() if self.inventory_path else render_inventory(PLACEHOLDER_OUTPUTS, self.vm)
+        if self.inventory_path:
+            text = self.inventory_path.read_text()
+        else:
+            text = render_inventory(PLACEHOLDER_OUTPUTS, self.vm)
         return code(text, "yaml")
 
     def roles(self) -> pd.DataFrame:

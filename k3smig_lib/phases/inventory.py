@@ -182,8 +182,9 @@ class Inventory(PhaseRun):
         """Filter the inventory by namespace and kind: a widget in JupyterLab, a static table under papermill."""
         frame = pd.DataFrame([{"namespace": ref(o).namespace or "(cluster)", "kind": ref(o).kind,
                                "name": ref(o).name} for o in self.objects])
-        if batch_mode():
-            return frame.groupby(["namespace", "kind"]).size().rename("objects").reset_index()
+        if batch_mode():  # no widget under papermill: kinds across namespaces instead
+            return (frame.groupby("kind").agg(objects=("name", "size"), namespaces=("namespace", "nunique"))
+                    .reset_index().sort_values("objects", ascending=False, ignore_index=True))
         import ipywidgets as widgets
         from IPython.display import display
 

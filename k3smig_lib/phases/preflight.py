@@ -118,7 +118,7 @@ class Preflight(PhaseRun):
         cpu, mem = workload_requests(self.objects)
         pvc = sum(parse_quantity((o.get("spec") or {}).get("resources", {}).get("requests", {}).get("storage"))
                   for o in self.objects if o.get("kind") == "PersistentVolumeClaim")
-        rows = [
+        rows: list[dict[str, Any]] = [
             {"resource": "CPU requests (cores)", "needed": round(cpu, 2), "VM": self.cfg.vm_cpu},
             {"resource": "memory requests (GiB)", "needed": gib(mem), "VM": self.cfg.vm_memory_gib},
             {"resource": "PVC requests (GiB)", "needed": gib(pvc), "VM": self.cfg.disk_gb},

@@ -6,6 +6,8 @@ Values never leave memory: the ledger shows names, types, key names, lengths and
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 
 from k3smig_lib.backends.base import Target
@@ -97,10 +99,10 @@ class Secrets(PhaseRun):
         rows = []
         need_pull = bool(self.cfg.registry_rewrites)
         need_dns = self.cfg.target_kind == "cluster"
-        builders = (
-            ("registry pull secret", need_pull, lambda: self._pull_secrets()),
+        builders: list[tuple[str, bool, Callable[[], list[Obj]]]] = [
+            ("registry pull secret", need_pull, self._pull_secrets),
             ("external-dns credentials", need_dns, lambda: [external_dns_secret()]),
-        )
+        ]
         for what, needed, build in builders:
             try:
                 built = build()

@@ -23,7 +23,7 @@ from typing import Any
 import papermill
 
 from k3smig_lib.backends.directory import IDENTITY_FILE
-from k3smig_lib.core.config import PACKAGE_ROOT, Settings, read_parameters_file
+from k3smig_lib.core.config import PACKAGE_ROOT, Settings, check_parameters, read_parameters_file
 from k3smig_lib.core.envsecrets import env_secret_values
 from k3smig_lib.core.leakgate import quarantine, scan
 from k3smig_lib.core.objects import sha256_of
@@ -226,14 +226,24 @@ def new_run_dir(runs_root: Path, environment: str) -> Path:
     return path.resolve()
 
 
-def run(params_file: Path, *, phases: str | None = None, runs_root: Path = Path("runs")) -> RunOutcome:
+def run(params_file: Path, *, phases: str | None = None, runs_root: Path = Path("runs"),
+        overrides: Mapping[str, Any] | None = None) -> RunOutcome:
     """Run the selected phases with one parameters file in a new run folder.
+
+    Args:
+        params_file: ``parameters/<env>.yaml``.
+        phases: ``--phases`` selection (all when ``None``).
+        runs_root: folder that holds run folders.
+        overrides: parameters that replace the file's (checked the same way).
 
     Raises:
         ParameterError: bad parameters (before anything runs).
         SecretLeakError: a secret value reached a run file (the run is quarantined).
     """
     params = read_parameters_file(params_file)
+    if overrides:
+        check_parameters(overrides, source="overrides")
+        params.update(overrides)
     env = str(params.get("environment", "demo"))
     runner = Runner(params, new_run_dir(runs_root, env))
     return runner.run(select_phases(phases))

@@ -110,3 +110,14 @@ def test_notebooks_are_what_the_generator_writes(tmp_path):
             c["source"] if isinstance(c["source"], list) else c["source"].splitlines(keepends=True)
             for c in json.loads(json.dumps(fresh))["cells"]
         ], f"{name}: regenerate with `make notebooks`"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_sees_every_declared_parameter_with_its_help(path):
+    import papermill
+
+    _, cells = code_cells(path)
+    declared = [n.target.id for n in ast.parse("".join(cells[0]["source"])).body]
+    inspected = papermill.inspect_notebook(str(path))
+    assert list(inspected) == declared
+    assert all(p["help"] for p in inspected.values())

@@ -21,10 +21,11 @@ spec:
 def test_reads_list_multidoc_and_json_exports(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "list.yaml").write_text(
-        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: one, namespace: shop}\n"
+        "apiVersion: v1\nkind: List\nitems:\n"
+        "- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: one, namespace: shop}\n"
         "- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: two, namespace: shop}\n")
-    (tmp_path / "multi.yml").write_text(DEPLOY + "---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\n"
-                                        "---\n")
+    (tmp_path / "multi.yml").write_text(
+        DEPLOY + "---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\n---\n")
     (tmp_path / "svc.json").write_text(json.dumps({"apiVersion": "v1", "kind": "ServiceList", "items": [
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": "shop"}}]}))
     names = sorted((o["kind"], o["metadata"]["name"]) for o in read_export(tmp_path))

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from k3smig_lib.core.config import BUNDLED_EXAMPLE, Settings, check_parameters, load, looks_secret, read_parameters_file
 from k3smig_lib.errors import ParameterError
@@ -57,7 +58,7 @@ def test_injected_namespaces_are_rejected(ns):
 
 def test_settings_are_frozen():
     cfg = Settings()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         cfg.apply = True  # type: ignore[misc]
 
 
