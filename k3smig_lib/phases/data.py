@@ -58,14 +58,16 @@ def consumer_spec(objects: list[Obj], volume: VolumeRef) -> Obj | None:
         spec = pod_spec(obj)
         if spec is None:
             continue
-        if any((v.get("persistentVolumeClaim") or {}).get("claimName") == volume.claim for v in spec.get("volumes") or []):
+        claims = [(v.get("persistentVolumeClaim") or {}).get("claimName") for v in spec.get("volumes") or []]
+        if volume.claim in claims:
             return spec
         for tpl in (obj.get("spec") or {}).get("volumeClaimTemplates") or []:
             name = tpl["metadata"]["name"]
             if volume.claim.startswith(f"{name}-{ref(obj).name}-"):
                 # the StatefulSet controller adds this volume to each pod: do the same for the plan
                 volumes = [v for v in spec.get("volumes") or [] if v.get("name") != name]
-                return {**spec, "volumes": [*volumes, {"name": name, "persistentVolumeClaim": {"claimName": volume.claim}}]}
+                added = {"name": name, "persistentVolumeClaim": {"claimName": volume.claim}}
+                return {**spec, "volumes": [*volumes, added]}
     return None
 
 

@@ -12,7 +12,8 @@ SECRET = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
           "metadata": {"name": "vaultwarden-admin", "namespace": "vaultwarden"},
           "data": {"ADMIN_TOKEN": base64.b64encode(VALUE.encode()).decode()}}
 NS = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "vaultwarden"}}
-DEPLOY = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "vaultwarden", "namespace": "vaultwarden"},
+DEPLOY = {"apiVersion": "apps/v1", "kind": "Deployment",
+          "metadata": {"name": "vaultwarden", "namespace": "vaultwarden"},
           "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "vw"}},
                    "template": {"metadata": {"labels": {"app": "vw"}},
                                 "spec": {"containers": [{"name": "vw", "image": "vaultwarden/server:1.32.0"}]}}}}
