@@ -26,6 +26,8 @@ system-deps:
 	bash scripts/install-system-deps.sh
 	bash tools/build-sops.sh
 	bash tools/build-promtool.sh
+	bash tools/build-infra.sh
+	bash tests/infra/molecule-image.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check k3smig_lib tests scripts examples

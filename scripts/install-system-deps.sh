@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# System packages the tests use for real (never mocked): promtool (Debian's prometheus package).
+# System packages the tests use for real (never mocked).
 # Idempotent: installs only what is missing.
 set -euo pipefail
 need=()
-command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
+# Ansible role tests: real containers (podman + runc) on an image built offline with debootstrap
+command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+command -v go >/dev/null 2>&1 || { echo "Go >= 1.25.8 is needed to build the test tools (sops, promtool, tofu)"; exit 1; }
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing: ${need[*]}"
   $sudo apt-get update -qq
-  # policy-rc.d keeps package scripts from starting services (no init system in containers/CI)
   DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
-promtool --version | head -1

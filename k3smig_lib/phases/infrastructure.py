@@ -19,7 +19,8 @@ from IPython.display import Markdown
 from k3smig_lib.core.config import PACKAGE_ROOT, Settings
 from k3smig_lib.infra import ansible as ansible_driver
 from k3smig_lib.infra import terraform as tf_driver
-from k3smig_lib.infra.render import VmSettings, planned_commands, render_inventory, render_tfvars
+from k3smig_lib.infra.render import VmSettings, planned_commands, render_extravars, render_inventory, render_tfvars
+from k3smig_lib.infra.ssh_key import ensure_ssh_key
 from k3smig_lib.phases._base import PhaseRun, phase_dir
 from k3smig_lib.show import code
 
@@ -70,8 +71,9 @@ class Provision(PhaseRun):
             why = "no tofu/terraform on PATH" if not binary else "Scaleway credentials not set"
             self.summary["plan"] = f"not run ({why})"
             return pd.DataFrame([{"plan": f"not run: {why}; the commands above are what would run"}])
+        public_key = ensure_ssh_key(Path(self.vm.ssh_key_path).expanduser())  # private half: 0600, outside git
         tf_driver.init(ENV_DIR, binary=binary)
-        summary = tf_driver.plan(ENV_DIR, render_tfvars(self.vm), binary=binary)
+        summary = tf_driver.plan(ENV_DIR, render_tfvars(self.vm, ssh_public_key=public_key), binary=binary)
         self.summary.update({"adds": summary.adds, "changes": summary.changes, "destroys": summary.destroys})
         return self.save_table("plan_summary", pd.DataFrame(summary.rows))
 
@@ -128,7 +130,8 @@ class ConfigureK3s(PhaseRun):
         if not self.cfg.provision or self.inventory_path is None:
             self.summary["ansible"] = "not run (provision is false: no VM)"
             return pd.DataFrame([{"ansible": "not run: no VM was provisioned in this run (provision: false)"}])
-        result = ansible_driver.run_playbook(PLAYBOOK, self.inventory_path, check=False)
+        result = ansible_driver.run_playbook(PLAYBOOK, self.inventory_path, check=False,
+                                             extravars=render_extravars(self.vm))
         for failure in result.failures:
             self.errors.append(f"{failure.get('host')}: {failure.get('task')}: {failure.get('msg')}")
         self.save_table("tasks", pd.DataFrame(result.tasks))
