@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # tools built from Go modules (promtool, sops) are cached here, outside git, and found first
 export PATH := $(CURDIR)/.cache/tools/bin:$(PATH)
 
-.PHONY: demo test unit notebooks-test lint golden notebooks bench system-deps clean-runs help
+.PHONY: integration sandbox-up sandbox-down demo test unit notebooks-test lint golden notebooks bench system-deps clean-runs help
 
 help:
 	@echo "make demo   - install into .venv and run the ten phases on the bundled example"
@@ -28,10 +28,12 @@ system-deps:
 	bash tools/build-promtool.sh
 	bash tools/build-infra.sh
 	bash tests/infra/molecule-image.sh
+	bash tools/build-sandbox.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check k3smig_lib tests scripts examples
 	$(BIN)/mypy
+	$(BIN)/mypy --strict examples/generate.py examples/_gen
 	$(BIN)/lint-imports
 
 NBVAL := --nbval-current-env --nbval-cell-timeout=600
@@ -53,6 +55,17 @@ golden: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -q -m benchmark tests/benchmarks -s
+
+integration: $(STAMP)
+	bash tools/build-sandbox.sh
+	$(BIN)/python -m pytest -q -m integration tests/integration
+
+sandbox-up: $(STAMP)
+	bash tools/build-sandbox.sh
+	$(BIN)/k3smig sandbox up
+
+sandbox-down: $(STAMP)
+	$(BIN)/k3smig sandbox down
 
 clean-runs:
 	rm -rf runs targets

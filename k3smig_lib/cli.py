@@ -61,6 +61,34 @@ def _cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+SANDBOX_STATE = PACKAGE_ROOT / ".cache" / "sandbox" / "state"
+
+
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from k3smig_lib import sandbox
+
+    state = Path(args.state)
+    if args.action == "up":
+        bin_dir = sandbox.ensure_binaries(log_file=state.parent / "logs" / "build.log")
+        st = sandbox.up(state, bin_dir)
+        if not args.no_seed:
+            seeded = sandbox.seed_source(st.kubeconfig, st.contexts["source"], Path(args.snapshot))
+            print(f"seeded source: {len(seeded.created)} objects created, {len(seeded.volumes)} volumes filled")
+        st = sandbox.status(state)
+    elif args.action == "down":
+        stopped = sandbox.down(state)
+        print(f"stopped {len(stopped)} processes: {', '.join(stopped) or 'none'}")
+        return 0
+    else:
+        st = sandbox.status(state)
+    for p in st.processes:
+        rss = f"{p.rss_bytes / 2**20:.0f} MiB" if p.rss_bytes else "-"
+        print(f"  {p.name:<34} pid {p.pid:<8} port {p.port or '-':<6} {'up' if p.alive else 'DOWN':<5} {rss}")
+    print(f"kubeconfig: {st.kubeconfig} (contexts {', '.join(st.contexts.values())}); "
+          f"Kubernetes {st.kubernetes_version}; RSS total {st.total_rss_bytes / 2**20:.0f} MiB")
+    return 0 if st.running else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and ``--help``)."""
     parser = argparse.ArgumentParser(prog="k3smig", description="Migrate Kubernetes applications to K3s, "
@@ -86,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--storage-class", default="local-path")
     clean.add_argument("--ingress-class", default="nginx")
     clean.set_defaults(func=_cmd_clean)
+    box = sub.add_parser("sandbox", help="local source and K3s-like target clusters on 127.0.0.1 (for tests)")
+    box.add_argument("action", choices=["up", "down", "status"])
+    box.add_argument("--state", default=str(SANDBOX_STATE), help="state folder (kubeconfig, logs, volumes)")
+    box.add_argument("--snapshot", default=str(PACKAGE_ROOT / "examples" / "prod-cluster"),
+                     help="export seeded into the source (default: the bundled example)")
+    box.add_argument("--no-seed", action="store_true", help="start empty clusters")
+    box.set_defaults(func=_cmd_sandbox)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Adapter around the official Kubernetes Python client: explicit contexts, bounded retries, one error mapping."""
