@@ -68,11 +68,15 @@ class Inventory(PhaseRun):
         return self.save_table("cluster", pd.DataFrame([vars(info)]))
 
     def objects_by_kind(self) -> pd.DataFrame:
-        """Objects per namespace and kind."""
+        """Objects per kind (rows) and namespace (columns), with totals."""
         counts = Counter((ref(o).namespace or "(cluster)", ref(o).kind) for o in self.objects)
         frame = pd.DataFrame([{"namespace": ns, "kind": k, "objects": n} for (ns, k), n in sorted(counts.items())])
+        self.save_table("objects_by_kind", frame)
         self.summary.update({"objects": len(self.objects), "namespaces": int(frame["namespace"].nunique())})
-        return self.save_table("objects_by_kind", frame)
+        pivot = frame.pivot_table(index="kind", columns="namespace", values="objects", aggfunc="sum", fill_value=0)
+        pivot["total"] = pivot.sum(axis=1)
+        pivot.columns.name = None
+        return pivot.sort_values("total", ascending=False)
 
     def workloads(self) -> pd.DataFrame:
         """Workloads with images, owners of their files and the claims they mount."""
