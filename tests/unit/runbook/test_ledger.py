@@ -34,7 +34,7 @@ def test_added_and_missing_files_are_reported(tmp_path):
     run = _run(tmp_path)
     (run / "00_preflight.ipynb").unlink()
     (run / "extra.txt").write_text("x")
-    assert verify(run) == ["added after the run: extra.txt", "missing: 00_preflight.ipynb"]
+    assert sorted(verify(run)) == ["added after the run: extra.txt", "missing: 00_preflight.ipynb"]
 
 
 def test_rewriting_a_phase_record_breaks_the_chain_even_if_rehashed(tmp_path):

@@ -31,9 +31,9 @@ def test_each_notebook_receives_only_the_parameters_it_declares():
 
 
 def test_a_parameter_no_notebook_declares_is_refused():
-    notebooks = {p: NOTEBOOKS / f"{p}.ipynb" for p in PHASES[:2]}
-    with pytest.raises(ParameterError, match="'ingress_class' is declared by no phase notebook"):
-        split_parameters({"ingress_class": "nginx"}, notebooks)
+    notebooks = {p: NOTEBOOKS / f"{p}.ipynb" for p in ("30_inventory_source", "40_export_manifests")}
+    with pytest.raises(ParameterError, match="'vm_name' is declared by no phase notebook"):
+        split_parameters({"vm_name": "k3s-a"}, notebooks)
 
 
 @pytest.mark.parametrize("params_file", sorted((ROOT / "parameters").glob("*.yaml")), ids=lambda p: p.name)
