@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# tools built from Go modules (promtool, sops) are cached here, outside git, and found first
+# Tools built from Go modules (sandbox control planes, tofu, the Scaleway provider, sops, promtool) are
+# cached outside git in $(K3SMIG_CACHE), shared by every clone through the .cache link, and found first.
+K3SMIG_CACHE ?= $(HOME)/.cache/k3smig
 export PATH := $(CURDIR)/.cache/tools/bin:$(PATH)
 
 .PHONY: integration sandbox-up sandbox-down demo test unit notebooks-test lint golden notebooks bench system-deps clean-runs help
@@ -13,7 +15,11 @@ help:
 	@echo "make test   - install everything the tests need, then run lint and the whole test suite"
 	@echo "make golden - regenerate the golden executed notebooks (review the diff)"
 
-$(STAMP): pyproject.toml
+.cache:
+	mkdir -p $(K3SMIG_CACHE)
+	ln -sfn $(K3SMIG_CACHE) .cache
+
+$(STAMP): pyproject.toml | .cache
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
