@@ -7,6 +7,7 @@ the Ansible run only with ``provision: true``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -78,12 +79,20 @@ class Provision(PhaseRun):
         return self.save_table("plan_summary", pd.DataFrame(summary.rows))
 
     def apply(self) -> pd.DataFrame:
-        """``apply`` of the saved plan, only with ``provision: true``."""
-        if not self.cfg.provision:
-            self.outputs = dict(PLACEHOLDER_OUTPUTS)
-            return pd.DataFrame([{"apply": "not run: provision is false (placeholder outputs below)"}])
-        self.outputs = tf_driver.apply(ENV_DIR)
-        self.summary["public_ip"] = self.outputs.get("public_ip", "")
+        """``apply`` of the saved plan, only with ``provision: true``; else the outputs of an earlier apply."""
+        binary = shutil.which("tofu") or shutil.which("terraform")
+        if self.cfg.provision:
+            self.outputs = tf_driver.apply(ENV_DIR, binary=binary)
+            source = "this run's apply"
+        elif binary and (ENV_DIR / "terraform.tfstate").is_file():
+            self.outputs = tf_driver.outputs(ENV_DIR, binary=binary)
+            source = "an earlier apply (state in the env module)"
+        else:
+            self.outputs, source = {}, ""
+        self.save_json("outputs.json", {"placeholder": not self.outputs, "outputs": self.outputs})
+        if not self.outputs:
+            return pd.DataFrame([{"apply": "not run: provision is false and no VM exists (placeholder outputs below)"}])
+        self.summary.update({"public_ip": self.outputs.get("public_ip", ""), "outputs from": source})
         return pd.DataFrame([{"output": k, "value": v} for k, v in self.outputs.items() if k != "private_key"])
 
     def inventory(self) -> Markdown:
@@ -99,8 +108,9 @@ class ConfigureK3s(PhaseRun):
     def __init__(self, cfg: Settings) -> None:
         super().__init__(cfg=cfg, phase=CONFIGURE)
         self.vm = vm_settings(cfg)
-        inv = phase_dir(cfg, PROVISION) / "inventory.yml"
-        self.inventory_path: Path | None = inv if inv.is_file() else None
+        inv, outs = phase_dir(cfg, PROVISION) / "inventory.yml", phase_dir(cfg, PROVISION) / "outputs.json"
+        real = outs.is_file() and not json.loads(outs.read_text()).get("placeholder", True)
+        self.inventory_path: Path | None = inv if inv.is_file() and real else None
 
     def inventory(self) -> Markdown:
         """Inventory from phase 10 (rendered with placeholders when phase 10 has not run)."""
@@ -126,12 +136,14 @@ class ConfigureK3s(PhaseRun):
         return code("\n".join(cmds), "sh")
 
     def run(self) -> pd.DataFrame:
-        """Run the playbook through ansible-runner when a provisioned VM exists; recap per host."""
-        if not self.cfg.provision or self.inventory_path is None:
-            self.summary["ansible"] = "not run (provision is false: no VM)"
-            return pd.DataFrame([{"ansible": "not run: no VM was provisioned in this run (provision: false)"}])
-        result = ansible_driver.run_playbook(PLAYBOOK, self.inventory_path, check=False,
+        """Run the playbook through ansible-runner against the VM (check mode unless ``provision: true``)."""
+        if self.inventory_path is None:
+            self.summary["ansible"] = "not run (no VM: phase 10 has no real outputs)"
+            return pd.DataFrame([{"ansible": "not run: no VM exists yet (phase 10 rendered placeholder outputs)"}])
+        result = ansible_driver.run_playbook(PLAYBOOK, self.inventory_path, check=not self.cfg.provision,
                                              extravars=render_extravars(self.vm))
+        self.summary.update({"ansible": "check mode" if not self.cfg.provision else "applied",
+                             "changed": result.changed})
         for failure in result.failures:
             self.errors.append(f"{failure.get('host')}: {failure.get('task')}: {failure.get('msg')}")
         self.save_table("tasks", pd.DataFrame(result.tasks))
