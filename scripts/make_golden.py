@@ -8,7 +8,9 @@ depends on the machine (tool versions, credentials present, certificate days lef
 
 from __future__ import annotations
 
+import configparser
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -31,6 +33,41 @@ PARAMS = {"environment": "golden", "apply": True, "age_recipient": "auto", "run_
 IGNORE = ("phase.tools()", "phase.credentials()", "phase.certificates()", "phase.endpoints()")
 
 
+def sanitizers() -> list[tuple[re.Pattern[str], str]]:
+    """The regex/replace pairs of tests/golden/sanitize.cfg (the same ones nbval applies)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(GOLDEN / "sanitize.cfg")
+    return [(re.compile(parser[s]["regex"]), parser[s]["replace"]) for s in parser.sections()]
+
+
+def _clean_text(value: object, subs: list[tuple[re.Pattern[str], str]]) -> object:
+    if isinstance(value, list):
+        return [_clean_text(v, subs) for v in value]
+    if isinstance(value, str):
+        for pattern, repl in subs:
+            value = pattern.sub(repl, value)
+    return value
+
+
+def stabilise(nb: nbformat.NotebookNode) -> None:
+    """Drop timings and apply the sanitizers, so a regenerated golden differs only where a report changed."""
+    subs = sanitizers()
+    nb.metadata.get("papermill", {}).pop("start_time", None)
+    for key in ("end_time", "duration", "start_time", "input_path", "output_path"):
+        nb.metadata.get("papermill", {}).pop(key, None)
+    for cell in nb.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell["id"] = "injected-parameters"  # papermill gives it a random id
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("papermill", None)
+        for out in cell.get("outputs", []):
+            if "text" in out:
+                out["text"] = _clean_text(out["text"], subs)
+            for mime in ("text/plain", "text/html", "text/markdown"):
+                if mime in out.get("data", {}):
+                    out["data"][mime] = _clean_text(out["data"][mime], subs)
+
+
 def reset() -> None:
     """Remove the golden run and target folders (nbval re-creates them)."""
     for name in ("runs", "targets"):
@@ -48,6 +85,7 @@ def main() -> None:
         papermill.execute_notebook(str(ROOT / "notebooks" / f"{phase}.ipynb"), str(out), parameters=params,
                                    kernel_name="python3", progress_bar=False, cwd=str(GOLDEN))
         nb = nbformat.read(str(out), as_version=4)
+        stabilise(nb)
         for cell in nb.cells:
             if cell.cell_type == "code" and cell.source.strip() in IGNORE:
                 cell.source = "# NBVAL_IGNORE_OUTPUT\n" + cell.source
