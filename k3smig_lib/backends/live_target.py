@@ -1,0 +1,390 @@
+"""Live target: a K3s cluster written with server-side apply, planned with a server-side dry run.
+
+``apply(objects, dry_run=True)`` is the plan: every object is read (GET) and, server-side,
+dry-run applied (``dryRun=All``); what the server *would* store is compared with what it stores
+(metadata noise ignored) → ``create`` / ``unchanged`` / ``update`` / ``conflict``. Conflict policy
+(RELIABILITY-CASES cases 4, 5, 12):
+
+- ``fail`` (default): an existing object that differs is a *conflict*, reported with the differing
+  field paths (names only, never a Secret's values); when any conflict exists nothing is written.
+- ``update``: differing objects converge; fields owned by another manager are taken over (``force``).
+- Under both, a Secret whose ``type`` differs, or an immutable object that differs, is a conflict:
+  k3smig never deletes and recreates an object to get around the API server.
+
+``list_objects`` returns the objects **k3smig manages** (a ``managedFields`` entry of manager
+``k3smig``) across every served resource: what this tool wrote, like the directory target's tree.
+Controller-made children (ReplicaSets, Pods, EndpointSlices) and objects that already existed
+identically (reported ``unchanged``, not taken over) are not in it; :meth:`LiveTarget.get` reads
+any single object.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from k3smig_lib.backends.base import ApplyItem, ApplyResult, SourceInfo, VolumeRef
+from k3smig_lib.core.objects import Obj, ref, sha256_of
+from k3smig_lib.core.order import sort_for_apply
+from k3smig_lib.errors import ConflictError, FatalError, ParameterError
+from k3smig_lib.k8s.apply import (
+    FIELD_MANAGER,
+    CallCounts,
+    Counter,
+    PlanAction,
+    ResourceInfo,
+    Resources,
+    Response,
+    Rest,
+    ServerApply,
+    api_error,
+    differing_fields,
+    managed_by,
+    other_managers,
+    status_fields,
+)
+from k3smig_lib.k8s.client import ClusterRef, api_client
+from k3smig_lib.k8s.lock import RunLock, holder_identity
+from k3smig_lib.k8s.readiness import READINESS_PREDICATES, crd_established, service_has_endpoints, wait_until
+from k3smig_lib.log import logger
+
+POLICIES = ("fail", "update")
+#: Kinds never applied by k3smig and too chatty to list when looking for what it manages.
+_NOT_LISTED = frozenset({"Event"})
+_WRITE_ATTEMPTS = 3
+_PLAN_WORKERS = 4
+
+
+@dataclass
+class Planned:
+    """The plan for one object: what applying it does, and why."""
+
+    obj: Obj
+    action: PlanAction
+    reason: str = ""
+    fields: tuple[str, ...] = ()
+
+
+@dataclass
+class _Batch:
+    """What the objects being applied create themselves: namespaces and CRD-defined kinds."""
+
+    namespaces: set[str] = field(default_factory=set)
+    crd_kinds: set[tuple[str, str]] = field(default_factory=set)  # (group, kind)
+
+    @classmethod
+    def of(cls, objects: Sequence[Obj]) -> _Batch:
+        batch = cls()
+        for obj in objects:
+            if obj.get("kind") == "Namespace":
+                batch.namespaces.add(ref(obj).name)
+            elif obj.get("kind") == "CustomResourceDefinition":
+                spec = obj.get("spec") or {}
+                batch.crd_kinds.add((str(spec.get("group")), str((spec.get("names") or {}).get("kind"))))
+        return batch
+
+
+def _is_secret(obj: Obj) -> bool:
+    return obj.get("kind") == "Secret"
+
+
+def _secret_type(obj: Obj) -> str:
+    return str(obj.get("type") or "Opaque")
+
+
+def _fields_text(fields: Sequence[str]) -> str:
+    shown = ", ".join(fields[:8])
+    return shown + (f" (+{len(fields) - 8} more)" if len(fields) > 8 else "")
+
+
+def _conflicting_managers(resp: Response) -> str:
+    """Managers named by a 409's causes (``conflict with "kubectl-edit" using apps/v1``)."""
+    causes = (resp.body.get("details") or {}).get("causes") or []
+    names = {m for c in causes for m in re.findall(r'conflict with "([^"]+)"', str(c.get("message", "")))}
+    return ", ".join(sorted(names)) or "another manager"
+
+
+def _refusal(resp: Response, live: Obj, obj: Obj) -> Planned:
+    """A 409/422 from the dry run, as a conflict that says why (never a Secret's values)."""
+    fields = status_fields(resp.body)
+    if live.get("immutable"):
+        reason = f"the live {obj.get('kind')} is immutable and differs; k3smig never deletes it (delete it yourself)"
+    elif resp.status == 409:
+        reason = (f"fields owned by {_conflicting_managers(resp)} differ: {_fields_text(fields)}; "
+                  "policy existing=fail: not overwritten (existing=update takes them over)")
+    else:
+        detail = "" if _is_secret(obj) else f": {str(resp.body.get('message', ''))[:200]}"
+        reason = f"the API server refuses the change ({resp.status} {resp.body.get('reason', '')}){detail}"
+    return Planned(obj, "conflict", reason, fields)
+
+
+class LiveTarget:
+    """The ``Target`` port on a live cluster.
+
+    Args:
+        cluster: kubeconfig and context of the target (explicit, never the current-context).
+        existing: default conflict policy, ``fail`` or ``update``.
+        field_manager: manager name of every write.
+        crd_timeout: seconds a CRD may take to become ``Established`` before its CRs are applied.
+        api: an ``ApiClient`` to use instead of building one from ``cluster`` (tests, proxies).
+
+    Raises:
+        ParameterError: unknown policy, or the kubeconfig/context cannot be loaded.
+    """
+
+    def __init__(self, cluster: ClusterRef, *, existing: str = "fail", field_manager: str = FIELD_MANAGER,
+                 crd_timeout: float = 60.0, api: Any = None) -> None:
+        self.cluster = cluster
+        self.existing = _policy(existing)
+        self.crd_timeout = crd_timeout
+        self.calls = CallCounts()
+        self.rest = Rest(api if api is not None else api_client(cluster), self.calls)
+        self.resources = Resources(self.rest)
+        self.server = ServerApply(self.rest, self.resources, field_manager)
+
+    def info(self) -> SourceInfo:
+        """Version, distribution (K3s when the nodes' kubelets say so) and identity (``kube-system`` UID)."""
+        version = self._read("/version", "gets")
+        ns = self._read("/api/v1/namespaces/kube-system", "gets")
+        nodes = self._read("/api/v1/nodes", "lists", limit=50).get("items") or []
+        kubelets = " ".join(str((n.get("status") or {}).get("nodeInfo", {}).get("kubeletVersion")) for n in nodes)
+        git_version = str(version.get("gitVersion", ""))
+        k3s = "+k3s" in git_version or "+k3s" in kubelets
+        return SourceInfo(kind="live", location=self.rest.host, cluster_name=self.cluster.context,
+                          kubernetes_version=git_version, distribution="k3s" if k3s else "kubernetes",
+                          identity=str((ns.get("metadata") or {}).get("uid", "")))
+
+    def _read(self, path: str, counter: Counter, **query: Any) -> Obj:
+        resp = self.rest.call("GET", path, counter=counter, query=query or None)
+        if not resp.ok:
+            raise api_error(resp)
+        return resp.body
+
+    def get(self, obj: Obj) -> Obj | None:
+        """The live object with ``obj``'s identity (None when absent)."""
+        return self.server.get(obj)
+
+    def volume_root(self, volume: VolumeRef) -> Path:
+        """Live volumes have no local folder.
+
+        Raises:
+            FatalError: always; live volume data arrives with the data phase's helper pods.
+        """
+        raise FatalError(f"volume {volume.id} lives on the target cluster, not in a local folder",
+                         fix="use the data phase's live transfer (pods/exec); volume_root is for directory targets")
+
+    def lock(self, run_id: str, *, duration: int = 900) -> RunLock:
+        """The run lock (a Lease) of this target for ``run_id``."""
+        return RunLock(self.rest, holder_identity(run_id), duration=duration)
+
+    # --- plan and apply -------------------------------------------------------------------------
+
+    def apply(self, objects: Sequence[Obj], *, dry_run: bool, existing: str | None = None) -> ApplyResult:
+        """Plan ``objects`` (server-side dry run) and, unless ``dry_run`` or a conflict, apply them in order.
+
+        Args:
+            objects: cleaned objects, in any order (sorted here, CLEANING-RULES §8).
+            dry_run: plan only; nothing is stored.
+            existing: conflict policy for this call (default: the target's).
+
+        Returns:
+            One item per object in apply order, with action and reason.
+
+        Raises:
+            TargetError: the API server refused a request for another reason than a conflict.
+            ConflictError: an object changed between plan and apply and now conflicts.
+        """
+        policy = _policy(existing or self.existing)
+        ordered = sort_for_apply(objects)
+        batch = _Batch.of(ordered)
+        with ThreadPoolExecutor(max_workers=_PLAN_WORKERS) as pool:  # reads and dry runs only: order-free
+            plans = list(pool.map(lambda obj: self.plan_one(obj, policy, batch), ordered))
+        conflicts = sum(p.action == "conflict" for p in plans)
+        if not dry_run and not conflicts:
+            for item in plans:
+                self._apply_one(item, policy, batch)
+        logger.info("live target %s: %s (%s)", self.cluster.context, _tally(plans), "dry run" if dry_run or conflicts
+                    else "applied")
+        return ApplyResult([ApplyItem(ref(p.obj).id, p.action, p.reason, sha256_of(p.obj)) for p in plans],
+                           dry_run=dry_run or bool(conflicts))
+
+    def plan_one(self, obj: Obj, policy: str, batch: _Batch | None = None) -> Planned:
+        """What applying ``obj`` would do (GET plus a server-side dry-run apply; nothing stored)."""
+        batch = batch or _Batch()
+        if self.server.resource_of(obj) is None:
+            if _crd_key(obj) in batch.crd_kinds:
+                return Planned(obj, "create", "its CRD is applied first in this run")
+            return Planned(obj, "conflict", f"the target does not serve {obj.get('kind')} of {obj.get('apiVersion')} "
+                           "and its CRD is not in this apply (install its operator on the target first)")
+        live = self.server.get(obj)
+        if live is None:
+            return self._plan_create(obj, batch)
+        if obj.get("kind") == "Namespace" and (live.get("status") or {}).get("phase") == "Terminating":
+            return Planned(obj, "conflict", "the namespace is being deleted (Terminating); wait until it is gone, "
+                           "then re-run")
+        if _is_secret(obj) and _secret_type(live) != _secret_type(obj):
+            return Planned(obj, "conflict", f"Secret type differs (live {_secret_type(live)}, desired "
+                           f"{_secret_type(obj)}): a Secret's type cannot change and k3smig never deletes it "
+                           "(delete or rename it yourself)", ("type",))
+        resp = self.server.apply(obj, dry_run=True, force=policy == "update")
+        if resp.status in (409, 422):
+            return _refusal(resp, live, obj)
+        if not resp.ok:
+            raise api_error(resp, ref(obj), secret=_is_secret(obj))
+        return _compare(obj, live, resp.body, policy)
+
+    def _plan_create(self, obj: Obj, batch: _Batch) -> Planned:
+        resp = self.server.apply(obj, dry_run=True)
+        if resp.ok:
+            return Planned(obj, "create", "absent on the target")
+        namespace = ref(obj).namespace
+        if resp.status == 404 and namespace in batch.namespaces:
+            return Planned(obj, "create", f"absent; namespace {namespace} is created first in this run")
+        if resp.status == 404 and namespace:
+            return Planned(obj, "conflict", f"namespace {namespace} does not exist on the target and is not in this "
+                           "apply (a platform namespace? the platform layer must be installed first)")
+        if resp.status == 403 and "being terminated" in str(resp.body.get("message", "")):
+            return Planned(obj, "conflict", f"namespace {namespace} is being deleted (Terminating); wait until it "
+                           "is gone, then re-run")
+        if resp.status in (409, 422):
+            return _refusal(resp, {}, obj)
+        raise api_error(resp, ref(obj), secret=_is_secret(obj))
+
+    def _apply_one(self, item: Planned, policy: str, batch: _Batch) -> None:
+        if item.action in ("create", "update"):
+            self._write(item, policy, batch)
+        if item.obj.get("kind") == "CustomResourceDefinition" and item.action != "conflict":
+            self._wait_established(item.obj)
+
+    def _write(self, item: Planned, policy: str, batch: _Batch) -> None:
+        """Apply for real; a 409 (someone changed the object since the plan) re-plans it, bounded (case 12)."""
+        r = ref(item.obj)
+        for attempt in range(_WRITE_ATTEMPTS):
+            resp = self.server.apply(item.obj, dry_run=False, force=policy == "update")
+            if resp.ok:
+                return
+            if resp.status != 409:
+                raise api_error(resp, r, secret=_is_secret(item.obj))
+            again = self.plan_one(item.obj, policy, batch)
+            if again.action in ("unchanged", "conflict"):
+                item.action, item.reason, item.fields = again.action, again.reason, again.fields
+                if again.action == "conflict":
+                    raise ConflictError(f"changed on the target during the apply: {again.reason}",
+                                        resource=f"{r.kind.lower()}/{r.name}", namespace=r.namespace,
+                                        fix="re-run the deploy phase: its plan will show the new state")
+                return
+            time.sleep(0.2 * 2**attempt)
+        raise ConflictError(f"kept conflicting after {_WRITE_ATTEMPTS} attempts", resource=f"{r.kind.lower()}/"
+                            f"{r.name}", namespace=r.namespace, fix="stop whatever else writes this object, re-run")
+
+    def _wait_established(self, crd: Obj) -> None:
+        wait_until(lambda: self.server.get(crd), lambda o: o is not None and crd_established(o), self.crd_timeout,
+                   interval=0.2, subject=ref(crd))
+        self.resources.forget(str((crd.get("spec") or {}).get("group")))
+
+    # --- read back ------------------------------------------------------------------------------
+
+    def list_objects(self) -> list[Obj]:
+        """Every object k3smig manages on the target (manager ``k3smig`` in ``managedFields``), sorted by id.
+
+        Raises:
+            TargetError: discovery or a list failed (RBAC: k3smig needs ``list`` on every kind it applies).
+        """
+        infos = [info for gv in self.resources.group_versions() for info in self.resources.resources(gv)
+                 if "list" in info.verbs and info.kind not in _NOT_LISTED]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            chunks = list(pool.map(self._list_managed, infos))
+        return sorted((o for chunk in chunks for o in chunk), key=lambda o: ref(o).id)
+
+    def _list_managed(self, info: ResourceInfo) -> list[Obj]:
+        items: list[Obj] = []
+        token = ""
+        while True:
+            query = {"limit": 500} | ({"continue": token} if token else {})
+            resp = self.rest.call("GET", info.path(), counter="lists", query=query)
+            if resp.status == 410:  # continue token expired: relist from the start
+                items, token = [], ""
+                continue
+            if resp.status in (404, 405):
+                return []
+            if not resp.ok:
+                raise api_error(resp)
+            kind_fields = {"apiVersion": info.group_version, "kind": info.kind}
+            items += [kind_fields | o for o in resp.body.get("items") or [] if managed_by(o, self.server.field_manager)]
+            token = str((resp.body.get("metadata") or {}).get("continue") or "")
+            if not token:
+                return items
+
+    def wait_ready(self, objects: Sequence[Obj], *, timeout: float = 300.0, interval: float = 2.0,
+                   plan_only: bool = False) -> list[str]:
+        """Wait until every object with a readiness predicate is ready (one deadline for all).
+
+        Returns:
+            Ids of the objects waited for, in order.
+
+        Raises:
+            FatalError: one is not ready in time (named, with its progress).
+        """
+        deadline = time.monotonic() + timeout
+        waited: list[str] = []
+        for obj in objects:
+            probe = self._probe(obj)
+            if probe is None:
+                continue
+            fetch, ready = probe
+            wait_until(fetch, ready, max(0.0, deadline - time.monotonic()), interval, plan_only=plan_only,
+                       subject=ref(obj))
+            waited.append(ref(obj).id)
+        return waited
+
+    def _probe(self, obj: Obj) -> tuple[Callable[[], Any], Callable[[Any], bool]] | None:
+        kind = str(obj.get("kind"))
+        if kind == "Service":
+            namespace = ref(obj).namespace
+            return (lambda: (self.server.get(obj), self._slices(namespace)),
+                    lambda v: v[0] is not None and service_has_endpoints(v[0], v[1]))
+        predicate = READINESS_PREDICATES.get(kind)
+        if predicate is None:
+            return None
+        return lambda: self.server.get(obj), lambda v: v is not None and predicate(v)
+
+
+    def _slices(self, namespace: str) -> list[Obj]:
+        """EndpointSlices of ``namespace``."""
+        info = self.resources.lookup("discovery.k8s.io/v1", "EndpointSlice")
+        return list(self._read(info.path(namespace), "lists").get("items") or []) if info else []
+
+
+def _policy(existing: str) -> str:
+    if existing not in POLICIES:
+        raise ParameterError(f"unknown conflict policy existing={existing!r}", fix="use 'fail' (default) or 'update'")
+    return existing
+
+
+def _crd_key(obj: Obj) -> tuple[str, str]:
+    api_version = str(obj.get("apiVersion", ""))
+    return (api_version.split("/")[0] if "/" in api_version else "", str(obj.get("kind")))
+
+
+def _compare(obj: Obj, live: Obj, would_be: Obj, policy: str) -> Planned:
+    """Plan for an existing object from what the dry run says it would become."""
+    fields = differing_fields(live, would_be)
+    if not fields:
+        owner = "" if managed_by(live) else f" (written by {', '.join(other_managers(live))}; not taken over)"
+        return Planned(obj, "unchanged", "identical on the target" + owner)
+    if policy == "update":
+        return Planned(obj, "update", f"differs in {_fields_text(fields)}; policy existing=update", tuple(fields))
+    return Planned(obj, "conflict", f"exists and differs in {_fields_text(fields)}; policy existing=fail: "
+                   "not overwritten (pass existing=update to converge)", tuple(fields))
+
+
+def _tally(plans: Sequence[Planned]) -> str:
+    counts: dict[str, int] = {}
+    for p in plans:
+        counts[p.action] = counts.get(p.action, 0) + 1
+    return ", ".join(f"{n} {a}" for a, n in sorted(counts.items()))
