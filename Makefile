@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 K3SMIG_CACHE ?= $(HOME)/.cache/k3smig
 export PATH := $(CURDIR)/.cache/tools/bin:$(PATH)
 
-.PHONY: integration sandbox-up sandbox-down demo test unit notebooks-test lint golden notebooks bench system-deps clean-runs help
+.PHONY: demo-live integration sandbox-up sandbox-down demo test unit notebooks-test lint golden notebooks bench system-deps clean-runs help
 
 help:
 	@echo "make demo   - install into .venv and run the ten phases on the bundled example"
@@ -69,6 +69,12 @@ integration: $(STAMP)
 sandbox-up: $(STAMP)
 	bash tools/build-sandbox.sh
 	$(BIN)/k3smig sandbox up
+
+# The ten phases against the sandbox clusters (started for the run, stopped after it).
+demo-live: $(STAMP)
+	bash tools/build-sandbox.sh
+	$(BIN)/k3smig sandbox up
+	$(BIN)/k3smig run parameters/sandbox.yaml; rc=$$?; $(BIN)/k3smig sandbox down; exit $$rc
 
 sandbox-down: $(STAMP)
 	$(BIN)/k3smig sandbox down

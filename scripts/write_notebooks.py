@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 from k3smig_lib.core.config import Settings  # noqa: E402
 
 SOURCE = ["source_kind", "source_snapshot", "source_kubeconfig", "source_context", "namespaces", "exclude_namespaces"]
+EXPORT = ["export_dir"]
 TARGET = ["target_kind", "target_dir", "target_kubeconfig", "target_context", "age_recipient"]
 CLEAN = ["storage_class", "ingress_class", "registry_rewrites", "registry_pull_secret", "keep_helm_releases"]
 VM = ["vm_name", "zone", "instance_type", "disk_gb", "admin_cidr", "k3s_version", "domain", "acme_email",
@@ -32,7 +33,8 @@ SPEC: dict[str, dict[str, object]] = {
         "pre": "A parameters file (or the defaults: the bundled example cluster into a local folder).",
         "changes": "Nothing. Preflight only reads.",
         "rollback": "Nothing to roll back.",
-        "params": ["environment", "apply", "provision", "run_dir", *SOURCE, *TARGET, *CLEAN, "require_promtool",
+        "params": ["environment", "apply", "provision", "run_dir", *SOURCE, *TARGET, *CLEAN, "manage_dns",
+                   "require_promtool",
                    "vm_cpu", "vm_memory_gib", "disk_gb"],
         "start": "phase = k3smig.preflight.start(cfg)",
         "cells": [
@@ -42,6 +44,8 @@ SPEC: dict[str, dict[str, object]] = {
             ("Source and target: where they are, versions, identities. A target equal to the source is refused.",
              "phase.endpoints()"),
             ("Namespaces selected for migration.", "phase.namespaces()"),
+            ("Permissions on each live cluster (SelfSubjectAccessReview), and whether the target is K3s.",
+             "phase.permissions()"),
             ("K3s compatibility lint: what will not work as is on K3s, and how the run fixes it.",
              "phase.compatibility()"),
             ("Capacity of the planned VM against the workloads' requests and the volume sizes.", "phase.capacity()"),
@@ -117,7 +121,7 @@ SPEC: dict[str, dict[str, object]] = {
         "pre": "A readable source.",
         "changes": "Nothing outside the run folder.",
         "rollback": "Nothing to roll back.",
-        "params": ["environment", "run_dir", *SOURCE, *CLEAN],
+        "params": ["environment", "run_dir", *SOURCE, *EXPORT, *CLEAN],
         "start": "phase = k3smig.export.start(cfg)",
         "cells": [
             ("Objects exported, kept and dropped per namespace and kind.", "phase.overview()"),
@@ -128,6 +132,8 @@ SPEC: dict[str, dict[str, object]] = {
             ("Originals (Secrets redacted), cleaned objects, per-object diffs and the chain-of-custody table.",
              "phase.write()"),
             ("One annotated diff, as an example.", "k3smig.show.code(phase.example_diff(), 'diff')"),
+            ("A live export is also saved as a snapshot folder (outside the run: it holds Secrets).",
+             "phase.save_snapshot()"),
             ("Outcome of the phase.", "phase.finish()"),
         ],
     },
@@ -139,7 +145,8 @@ SPEC: dict[str, dict[str, object]] = {
         "pre": "Phase 40 (or it is re-computed).",
         "changes": "With `apply: true`: Secrets on the target (sealed with SOPS/age in a directory target).",
         "rollback": "Delete the Secrets listed in the apply table from the target.",
-        "params": ["environment", "apply", "run_dir", *SOURCE, *TARGET, "existing", *CLEAN, "registry_server"],
+        "params": ["environment", "apply", "run_dir", *SOURCE, *TARGET, "existing", *CLEAN, "registry_server",
+                   "manage_dns"],
         "start": "phase = k3smig.secrets.start(cfg)",
         "cells": [
             ("Credential variables (names only).", "phase.credentials()"),
@@ -220,6 +227,7 @@ SPEC: dict[str, dict[str, object]] = {
         "start": "phase = k3smig.validate.start(cfg)",
         "cells": [
             ("Objects per namespace and kind; each difference explained by rule IDs.", "phase.objects()"),
+            ("Live target health: workloads ready, claims bound, ingresses.", "phase.health()"),
             ("Secret fingerprints, source against target.", "phase.secrets()"),
             ("Volumes re-hashed from disk against the source manifests.", "phase.volumes()"),
             ("Application checks.", "phase.apps()"),

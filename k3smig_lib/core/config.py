@@ -54,6 +54,7 @@ class Settings(BaseModel):
     source_snapshot: str = Field("", description="snapshot folder; empty: the bundled example cluster")
     source_kubeconfig: str = Field("", description="kubeconfig of the source cluster (cluster mode)")
     source_context: str = Field("", description="explicit source context; never the current-context")
+    export_dir: str = Field("", description="snapshot copy of a live export (holds Secrets); empty: exports/<env>")
     namespaces: list[str] = Field(default_factory=list, description="namespaces to migrate; empty: all")
     exclude_namespaces: list[str] = Field(default_factory=list, description="namespaces never migrated")
     # --- target ------------------------------------------------------------------------------
@@ -68,6 +69,7 @@ class Settings(BaseModel):
     registry_rewrites: dict[str, str] = Field(default_factory=dict, description="image prefix -> new prefix")
     registry_pull_secret: str = Field("scw-registry", description="name of the pull Secret built from env")
     registry_server: str = Field("rg.fr-par.scw.cloud", description="Scaleway Container Registry endpoint")
+    manage_dns: bool = Field(True, description="live target: create the external-dns credentials Secret from env")
     keep_helm_releases: bool = Field(False, description="copy sh.helm.release.v1.* Secrets (KEEP5)")
     age_recipient: str = Field("", description="age public key; Secrets in the target tree are SOPS-encrypted")
     require_promtool: bool = Field(False, description="fail when promtool is missing instead of a structural check")
@@ -110,6 +112,12 @@ class Settings(BaseModel):
         if self.run_dir:
             return Path(self.run_dir).expanduser().resolve()
         return Path.cwd().resolve() / "runs" / f"interactive-{self.environment}"
+
+    def export_path(self) -> Path:
+        """Snapshot copy of a live export: outside the run folder, because it holds Secret values."""
+        if self.export_dir:
+            return Path(self.export_dir).expanduser().resolve()
+        return Path.cwd().resolve() / "exports" / self.environment
 
     def target_path(self) -> Path:
         """Directory target (never inside the run folder: volume data is not audit material)."""

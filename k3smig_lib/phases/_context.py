@@ -13,27 +13,40 @@ from k3smig_lib.core.clean import CleanOptions, CleanReport, clean_objects
 from k3smig_lib.core.config import Settings
 from k3smig_lib.core.objects import Obj
 from k3smig_lib.core.sealing import is_age_recipient, seal_secret, strip_values, unseal_secret
-from k3smig_lib.errors import FatalError, ParameterError
+from k3smig_lib.errors import ParameterError
+from k3smig_lib.k8s.client import ClusterRef
 
 AGE_IDENTITY_ENV = "K3SMIG_AGE_IDENTITY"
 
 
-def _live_not_ready(side: str) -> FatalError:
-    return FatalError(
-        f"{side}_kind 'cluster' needs the live cluster backend, which this version does not ship yet",
-        fix=f"use {side}_kind: {'snapshot' if side == 'source' else 'directory'} (see README, 'Live clusters')",
-    )
+_LIVE_SOURCES: dict[tuple[str, str], Source] = {}
+
+
+def source_ref(cfg: Settings) -> ClusterRef:
+    """The live source cluster named by the settings (explicit kubeconfig and context)."""
+    return ClusterRef(cfg.source_kubeconfig, cfg.source_context, "source")
+
+
+def target_ref(cfg: Settings) -> ClusterRef:
+    """The live target cluster named by the settings."""
+    return ClusterRef(cfg.target_kubeconfig, cfg.target_context, "target")
 
 
 def open_source(cfg: Settings) -> Source:
-    """The source named by the settings.
+    """The source named by the settings (a live source is listed once per kernel, then reused).
 
     Raises:
-        FatalError: the live backend is asked for but not available.
+        ParameterError: a live source without kubeconfig or context.
     """
     if cfg.source_kind == "snapshot":
         return SnapshotSource(cfg.snapshot_path())
-    raise _live_not_ready("source")
+    ref = source_ref(cfg)
+    key = (ref.kubeconfig, ref.context)
+    if key not in _LIVE_SOURCES:
+        from k3smig_lib.backends.live_source import LiveSource
+
+        _LIVE_SOURCES[key] = LiveSource(ref)
+    return _LIVE_SOURCES[key]
 
 
 def secret_codec(cfg: Settings) -> tuple[Callable[[Obj], Obj], Callable[[Obj], Obj] | None]:
@@ -63,12 +76,14 @@ def open_target(cfg: Settings) -> Target:
     """The target named by the settings.
 
     Raises:
-        FatalError: the live backend is asked for but not available.
+        ParameterError: a live target without kubeconfig or context.
     """
     if cfg.target_kind == "directory":
         seal, unseal = secret_codec(cfg)
         return DirectoryTarget(cfg.target_path(), seal=seal, unseal=unseal)
-    raise _live_not_ready("target")
+    from k3smig_lib.backends.live_target import LiveTarget
+
+    return LiveTarget(target_ref(cfg), existing=cfg.existing)
 
 
 def clean_options(cfg: Settings) -> CleanOptions:

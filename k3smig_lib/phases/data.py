@@ -32,7 +32,6 @@ from k3smig_lib.core.manifest import Manifest, compare, manifest_from_dir, manif
 from k3smig_lib.core.objects import Obj, pod_spec, ref
 from k3smig_lib.core.ownership import OwnershipPlan, apply_ownership, plan_ownership
 from k3smig_lib.core.tarsafe import safe_extract
-from k3smig_lib.errors import K3sMigError
 from k3smig_lib.phases._base import PhaseRun
 from k3smig_lib.phases._context import open_source, open_target
 from k3smig_lib.phases.deploy import VERIFIED, desired_objects, mounts_claims, release
@@ -88,19 +87,30 @@ class Data(PhaseRun):
     def __init__(self, cfg: Settings) -> None:
         super().__init__(cfg=cfg, phase=PHASE)
         source = open_source(cfg)
-        if not isinstance(source, SnapshotSource):  # live volumes arrive with the live data path
-            raise K3sMigError("the data phase needs a snapshot source in this version",
-                              fix="use source_kind: snapshot")
-        self.source = source
         self.target = open_target(cfg)
         self.objects, _ = desired_objects(cfg, self.target)
-        self.volumes = source.list_volumes()
         self.plans: dict[str, OwnershipPlan] = {}
         self.source_manifests: dict[str, Manifest] = {}
         self.verified: set[str] = set()
+        self.volumes: list[VolumeRef] = []
+        # live volumes (helper pods, tar over pods/exec) arrive with the live data path
+        live = not isinstance(source, SnapshotSource) or cfg.target_kind != "directory"
+        self.unavailable = "live volumes move with the live data path (a later release); " \
+            "workloads that mount them stay at 0 replicas" if live else ""
+        if self.unavailable:
+            self.summary["data"] = "not migrated: " + self.unavailable
+            return
+        assert isinstance(source, SnapshotSource)
+        self.source: SnapshotSource = source
+        self.volumes = source.list_volumes()
+
+    def _not_here(self) -> pd.DataFrame | None:
+        return pd.DataFrame([{"data path": "not run: " + self.unavailable}]) if self.unavailable else None
 
     def volume_table(self) -> pd.DataFrame:
         """Volumes to move, with their class and size on the source."""
+        if (skip := self._not_here()) is not None:
+            return skip
         rows = [{"volume": v.id, "storageClass": v.storage_class, "size": v.size,
                  "accessModes": ", ".join(v.access_modes), "target folder": str(self.target.volume_root(v))}
                 for v in self.volumes]
@@ -109,6 +119,8 @@ class Data(PhaseRun):
 
     def source_manifests_table(self) -> pd.DataFrame:
         """Hash every member of every source archive (streaming; nothing written)."""
+        if (skip := self._not_here()) is not None:
+            return skip
         rows = []
         for v in progress(self.volumes, desc="hashing source volumes"):
             with self.source.open_volume(v) as stream:
@@ -120,6 +132,8 @@ class Data(PhaseRun):
 
     def ownership(self) -> pd.DataFrame:
         """Ownership plan per volume: owners seen, the target pod's identity, the resulting action."""
+        if (skip := self._not_here()) is not None:
+            return skip
         rows = []
         for v in self.volumes:
             plan = plan_ownership(v.id, self.source_manifests[v.id], consumer_spec(self.objects, v))
@@ -132,6 +146,8 @@ class Data(PhaseRun):
 
     def source_checks(self) -> pd.DataFrame:
         """SQLite integrity of the source databases — a corrupt source stops the phase before any write."""
+        if (skip := self._not_here()) is not None:
+            return skip
         rows = []
         for v in self.volumes:
             with _source_copy(self.source, v) as root:
@@ -145,6 +161,8 @@ class Data(PhaseRun):
 
     def transfer(self) -> pd.DataFrame:
         """Restore each volume into its target folder (fresh, fail closed); skip volumes already equal."""
+        if (skip := self._not_here()) is not None:
+            return skip
         rows = []
         if self.errors:
             return pd.DataFrame([{"result": "not run: the source checks failed"}])
@@ -170,6 +188,8 @@ class Data(PhaseRun):
 
     def verify(self) -> pd.DataFrame:
         """Re-read every target folder and compare it with the source manifest, entry by entry."""
+        if (skip := self._not_here()) is not None:
+            return skip
         rows = []
         if not self.cfg.apply:
             return pd.DataFrame([{"result": "dry run: nothing to compare"}])
@@ -199,6 +219,8 @@ class Data(PhaseRun):
 
     def app_checks(self) -> pd.DataFrame:
         """Application proofs on both sides: SQLite integrity and row counts, dashboards, attachments."""
+        if (skip := self._not_here()) is not None:
+            return skip
         rows: list[dict[str, Any]] = []
         if not self.cfg.apply:
             return pd.DataFrame([{"result": "dry run: no target data to check"}])
@@ -256,6 +278,8 @@ class Data(PhaseRun):
 
     def release(self) -> pd.DataFrame:
         """Scale held workloads back up once every volume they mount is verified."""
+        if (skip := self._not_here()) is not None:
+            return skip
         rows, releasing = [], []
         for obj in self.objects:
             claims = mounts_claims(obj)

@@ -54,8 +54,13 @@ def release(held: Obj) -> Obj:
 def desired_objects(cfg: Settings, target: Target) -> tuple[list[Obj], list[dict[str, object]]]:
     """Cleaned objects as phase 60 applies them, and the table of held workloads."""
     existing = {ref(o).id: o for o in target.list_objects()}
-    out, held_rows = [], []
+    out: list[Obj] = []
+    held_rows: list[dict[str, object]] = []
     for obj in read_cleaned(cfg):
+        if obj.get("kind") == "Job" and cfg.target_kind == "cluster":
+            held_rows.append({"workload": ref(obj).id, "claims": "", "intended replicas": "",
+                              "state": "skipped until cutover (a standalone Job would run on the target)"})
+            continue
         claims = mounts_claims(obj) if obj.get("kind") in SCALABLE else []
         if not claims:
             out.append(obj)

@@ -58,7 +58,8 @@ class Export(PhaseRun):
 
     def __init__(self, cfg: Settings) -> None:
         super().__init__(cfg=cfg, phase=PHASE)
-        self.report: CleanReport = cleaned(cfg, open_source(cfg))
+        self.source = open_source(cfg)
+        self.report: CleanReport = cleaned(cfg, self.source)
 
     def overview(self) -> pd.DataFrame:
         """Objects exported, kept and dropped, per namespace and kind."""
@@ -129,6 +130,18 @@ class Export(PhaseRun):
                             "rules": " ".join(item.rule_ids), "diff": f"diffs/{name}"})
         self.summary["cleaned objects written"] = len(plain)
         return self.save_table("custody", pd.DataFrame(custody))
+
+    def save_snapshot(self) -> pd.DataFrame:
+        """Save a live export as a snapshot folder, so a later run can work offline from it."""
+        from k3smig_lib.backends.live_source import LiveSource, write_snapshot
+
+        if not isinstance(self.source, LiveSource):
+            return pd.DataFrame([{"snapshot": "the source already is a snapshot folder"}])
+        folder = self.cfg.export_path()
+        written = write_snapshot(self.source.list_objects(), folder, self.source.info())
+        self.summary["snapshot saved"] = f"{folder} ({len(written)} files, mode 0600: it holds Secrets)"
+        return pd.DataFrame([{"snapshot": str(folder), "files": len(written),
+                              "note": "holds Secret values: keep it out of git and shared storage"}])
 
     def example_diff(self, object_id: str = "") -> str:
         """One annotated diff, to read in the report (the first Deployment when none is named)."""

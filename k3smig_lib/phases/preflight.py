@@ -80,14 +80,28 @@ class Preflight(PhaseRun):
                 self.errors.append(f"{name} is required for {why} but is not on PATH")
         return self.save_table("tools", pd.DataFrame(rows))
 
+    def needed_credentials(self) -> dict[str, list[str]]:
+        """Which credential variables this run needs, and what for."""
+        needs: dict[str, list[str]] = {v: [] for v in SCW_VARS}
+        if self.cfg.provision:
+            for v in SCW_VARS:
+                needs[v].append("provision the VM (phase 10)")
+        if self.cfg.target_kind == "cluster" and self.cfg.manage_dns:
+            for v in ("SCW_ACCESS_KEY", "SCW_SECRET_KEY"):
+                needs[v].append("external-dns credentials Secret (phase 50)")
+        if self.cfg.registry_rewrites:
+            needs["SCW_SECRET_KEY"].append("registry pull Secret (phase 50)")
+        return needs
+
     def credentials(self) -> pd.DataFrame:
-        """Credential variables: present or not. Values are never read into the report."""
-        needed = self.cfg.provision or self.cfg.target_kind == "cluster" or bool(self.cfg.registry_rewrites)
+        """Credential variables: present or not, and what needs them. Values are never read into the report."""
+        needs = self.needed_credentials()
         frame = pd.DataFrame(credentials_status(SCW_VARS))
-        frame["needed now"] = needed
+        frame["needed for"] = [", ".join(needs[n]) or "not needed by this run" for n in frame["name"]]
         for _, row in frame.iterrows():
-            if needed and not row["present"]:
-                self.errors.append(f"environment variable {row['name']} is not set (export it in .envrc)")
+            if needs[row["name"]] and not row["present"]:
+                self.errors.append(f"environment variable {row['name']} is not set, needed for "
+                                   f"{', '.join(needs[row['name']])} (export it in .envrc)")
         return self.save_table("credentials", frame)
 
     def endpoints(self) -> pd.DataFrame:
@@ -102,6 +116,54 @@ class Preflight(PhaseRun):
         if len(rows) == 2 and src_id and src_id == rows[1].get("identity"):
             self.errors.append("target identical to source (same kube-system UID): refusing to migrate onto itself")
         return self.save_table("endpoints", pd.DataFrame(rows))
+
+    def permissions(self) -> pd.DataFrame:
+        """Every verb the run needs, asked of each live cluster (SelfSubjectAccessReview); K3s detection."""
+        rows: list[dict[str, Any]] = []
+        if self.cfg.source_kind == "cluster":
+            rows += self._source_permissions()
+        if self.cfg.target_kind == "cluster":
+            rows += self._target_checks()
+        if not rows:
+            return pd.DataFrame([{"check": "permissions", "result": "no live cluster in this run"}])
+        for row in rows:
+            if not row["ok"]:
+                self.errors.append(f"{row['side']}: {row['check']} denied (to fix this, {row['fix']})")
+        return self.save_table("permissions", pd.DataFrame(rows))
+
+    def _source_permissions(self) -> list[dict[str, Any]]:
+        from k3smig_lib.backends.live_source import LiveSource
+        from k3smig_lib.k8s.preflight import missing_permissions, read_checks
+
+        assert isinstance(self.source, LiveSource)
+        checks = read_checks(self.source.exported_resources())
+        missing = set(missing_permissions(self.source.api, checks, side="source"))
+        return [{"side": "source", "check": c.label, "ok": c not in missing, "fix": c.fix} for c in checks]
+
+    def _target_checks(self) -> list[dict[str, Any]]:
+        from k3smig_lib.backends.live_target import LiveTarget
+        from k3smig_lib.k8s.client import api_client
+        from k3smig_lib.k8s.preflight import PermissionCheck, looks_like_k3s, missing_permissions
+        from k3smig_lib.phases._context import target_ref
+        from k3smig_lib.phases.export import read_cleaned
+
+        api = api_client(target_ref(self.cfg))
+        target = LiveTarget(target_ref(self.cfg))
+        wanted: set[tuple[str, str]] = set()
+        for obj in read_cleaned(self.cfg):
+            info = target.resources.lookup(obj["apiVersion"], obj["kind"])
+            if info is not None:  # unserved kinds are reported by the deploy plan as conflicts
+                wanted.add((info.group_version.rpartition("/")[0], info.plural))
+        verbs = ("get", "create", "patch")
+        checks = [PermissionCheck(v, plural, group) for group, plural in sorted(wanted) for v in verbs]
+        checks += [PermissionCheck(v, "leases", "coordination.k8s.io", "kube-system") for v in ("create", "update")]
+        missing = set(missing_permissions(api, checks, side="target"))
+        rows = [{"side": "target", "check": c.label, "ok": c not in missing, "fix": c.fix} for c in checks]
+        evidence = looks_like_k3s(api)
+        rows.append({"side": "target", "check": "looks like K3s", "ok": bool(evidence),
+                     "fix": "point target_context at the K3s cluster built by phases 10-20 (" +
+                            "; ".join(evidence.details) + ")"})
+        return rows
 
     def compatibility(self) -> pd.DataFrame:
         """The K3s compatibility lint; errors block the run."""

@@ -19,6 +19,7 @@ from k3smig_lib.core.secrets import Fingerprinter, compare_ledgers, ledger_rows
 from k3smig_lib.errors import ParameterError
 from k3smig_lib.phases._base import PhaseRun
 from k3smig_lib.phases._context import cleaned, open_source, open_target, selected_objects
+from k3smig_lib.phases.export import read_cleaned
 
 PHASE = "50_migrate_secrets"
 
@@ -98,12 +99,15 @@ class Secrets(PhaseRun):
         """Registry pull Secret and external-dns credentials, built from environment variables."""
         rows = []
         need_pull = bool(self.cfg.registry_rewrites)
-        need_dns = self.cfg.target_kind == "cluster"
+        need_dns = self.cfg.target_kind == "cluster" and self.cfg.manage_dns
         builders: list[tuple[str, bool, Callable[[], list[Obj]]]] = [
             ("registry pull secret", need_pull, self._pull_secrets),
             ("external-dns credentials", need_dns, lambda: [external_dns_secret()]),
         ]
         for what, needed, build in builders:
+            if what.startswith("external-dns") and not self.cfg.manage_dns:
+                rows.append({"secret": what, "built": False, "needed": False, "detail": "manage_dns is false"})
+                continue
             try:
                 built = build()
             except ParameterError as e:
@@ -116,6 +120,11 @@ class Secrets(PhaseRun):
                          "detail": ", ".join(ref(s).id for s in built)})
         return self.save_table("platform_secrets", pd.DataFrame(rows))
 
+    def _namespaces(self) -> list[Obj]:
+        """Cleaned Namespaces of the Secrets written here: apply order puts namespaces before Secrets."""
+        wanted = {ref(s).namespace for s in self.platform + self.to_migrate}
+        return [o for o in read_cleaned(self.cfg) if o.get("kind") == "Namespace" and ref(o).name in wanted]
+
     def _pull_secrets(self) -> list[Obj]:
         namespaces = sorted({ref(s).namespace for s in self.to_migrate if ref(s).namespace})
         return [registry_pull_secret(ns, name=self.cfg.registry_pull_secret, server=self.cfg.registry_server)
@@ -126,8 +135,8 @@ class Secrets(PhaseRun):
         return pd.DataFrame(credentials_status(["SCW_ACCESS_KEY", "SCW_SECRET_KEY", "SCW_DEFAULT_PROJECT_ID"]))
 
     def apply(self) -> pd.DataFrame:
-        """Write the Secrets to the target (sealed or without values); in dry run, only plan."""
-        result = self.target.apply(self.platform + self.to_migrate, dry_run=not self.cfg.apply,
+        """Write the Secrets (and the namespaces they live in, first) to the target; in dry run, only plan."""
+        result = self.target.apply(self._namespaces() + self.platform + self.to_migrate, dry_run=not self.cfg.apply,
                                    existing=self.cfg.existing)
         frame = pd.DataFrame([vars(i) for i in result.items]).drop(columns=["sha256"], errors="ignore")
         conflicts = result.count("conflict")

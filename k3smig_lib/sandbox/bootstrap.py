@@ -17,6 +17,8 @@ from typing import Any
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
+from k3smig_lib.backends.snapshot import read_manifest_file
+from k3smig_lib.core.config import BUNDLED_EXAMPLE
 from k3smig_lib.core.objects import Obj
 from k3smig_lib.sandbox.cluster import ClusterRuntime, ClusterSpec
 from k3smig_lib.sandbox.kubeapi import dynamic_client
@@ -190,10 +192,30 @@ def _local_path() -> list[Obj]:
     ]
 
 
+_SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "annotations")
+
+
+def platform_objects() -> list[Obj]:
+    """The platform layer phase 20 installs on the VM, without its controllers.
+
+    The cert-manager CRDs and the namespaces of ingress-nginx, cert-manager and external-dns, so issuers,
+    certificates and their Secrets can be applied exactly as on a real target.
+    """
+    crd_file = BUNDLED_EXAMPLE / "manifests" / "_cluster" / "CustomResourceDefinition.yaml"
+    crds = []
+    for crd in read_manifest_file(crd_file):
+        if not crd["spec"]["group"].endswith("cert-manager.io"):
+            continue
+        meta = {k: v for k, v in crd["metadata"].items() if k not in _SERVER_FIELDS}
+        crds.append({"apiVersion": crd["apiVersion"], "kind": crd["kind"], "metadata": meta, "spec": crd["spec"]})
+    namespaces = [_obj("v1", "Namespace", n) for n in ("cert-manager", "ingress-nginx", "external-dns")]
+    return crds + namespaces
+
+
 def k3s_system_objects() -> list[Obj]:
     """The objects of a fresh K3s server that matter to a migration, plus the ``nginx`` IngressClass."""
     nginx = _obj("networking.k8s.io/v1", "IngressClass", "nginx", spec={"controller": "k8s.io/ingress-nginx"})
-    return _local_path() + _coredns() + [nginx]
+    return _local_path() + _coredns() + [nginx] + platform_objects()
 
 
 def initial_objects(rt: ClusterRuntime, crds: list[Obj], kube_version: str = _KUBE_VERSION) -> list[Obj]:
