@@ -29,9 +29,10 @@ from k3smig_lib.core.leakgate import quarantine, scan
 from k3smig_lib.core.objects import sha256_of
 from k3smig_lib.core.secrets import RUN_KEY_ENV, secret_values
 from k3smig_lib.errors import ParameterError, PhaseError, SecretLeakError
+from k3smig_lib.k8s.lock import LockHeldError, RunLock
 from k3smig_lib.log import logger
 from k3smig_lib.phases._base import PHASES, now_iso, phase_dir
-from k3smig_lib.phases._context import open_source
+from k3smig_lib.phases._context import open_source, target_ref
 from k3smig_lib.runbook.ledger import chain_record, read_ledger, write_ledger
 from k3smig_lib.runbook.report import notebook_to_html, write_index
 from k3smig_lib.show import BATCH_ENV
@@ -184,12 +185,41 @@ class Runner:
                                   fix="find what displayed a Secret, fix it in k3smig_lib, and re-run")
 
     def run(self, phases: list[str]) -> RunOutcome:
-        """Execute ``phases`` in order; stop at the first failure; keep ledger and index current."""
+        """Execute ``phases`` in order under the target's run lock; stop at the first failure.
+
+        Raises:
+            LockHeldError: another run holds the live target's lock (nothing was changed).
+        """
         self.header.setdefault("phases_selected", phases)
+        lock = self._lock()
+        try:
+            return self._run(phases, lock)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _lock(self) -> RunLock | None:
+        """One run at a time per live target: a Lease, taken before any phase runs."""
+        if self.cfg.target_kind != "cluster":
+            return None
+        from k3smig_lib.backends.live_target import LiveTarget
+
+        lock = LiveTarget(target_ref(self.cfg)).lock(self.run_dir.name)
+        try:
+            self.header["run_lock"] = lock.acquire().report
+        except LockHeldError:
+            if not any(self.run_dir.iterdir()):
+                self.run_dir.rmdir()  # refused before anything ran: leave no trace
+            raise
+        return lock
+
+    def _run(self, phases: list[str], lock: RunLock | None) -> RunOutcome:
         values = leak_values(self.cfg, self.run_key)
         failed = ""
         with kernel_environment(self.run_key):
             for phase in phases:
+                if lock is not None:
+                    lock.renew()
                 logger.info("running %s", phase)
                 print(f"[k3smig] {phase} …", flush=True)
                 record = self._execute(phase)

@@ -292,13 +292,14 @@ def test_readiness_waits_for_a_deployment_and_names_a_stuck_one(target_ref: Clus
 def test_objects_the_target_cannot_hold_are_conflicts_and_block_the_apply(target_ref: ClusterRef, core: Any,
                                                                           ns: str) -> None:
     orphan = configmap(f"{ns}-absent", "web-config", A="1")
-    unserved = {"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": meta("shop-tls", ns),
-                "spec": {"secretName": "shop-tls"}}
+    # a kind whose operator (and CRD) is not part of the target platform
+    unserved = {"apiVersion": "traefik.io/v1alpha1", "kind": "IngressRoute", "metadata": meta("shop-tls", ns),
+                "spec": {"entryPoints": ["websecure"]}}
     result = LiveTarget(target_ref).apply([namespace_obj(ns), orphan, unserved], dry_run=False)
     assert actions(result) == {f"Namespace/_cluster/{ns}": "create", f"ConfigMap/{ns}-absent/web-config": "conflict",
-                               f"Certificate/{ns}/shop-tls": "conflict"}
+                               f"IngressRoute/{ns}/shop-tls": "conflict"}
     assert f"namespace {ns}-absent does not exist on the target" in result.items[1].reason
-    assert "does not serve Certificate of cert-manager.io/v1" in result.items[2].reason
+    assert "does not serve IngressRoute of traefik.io/v1alpha1" in result.items[2].reason
     with pytest.raises(client.ApiException, match="Not Found"):
         core.read_namespace(ns)  # a conflict anywhere: nothing written, not even the namespace
 

@@ -1,0 +1,264 @@
+"""Live source: a running cluster read through its API, exported like ``kubectl get -o yaml``.
+
+Read-only by contract: discovery, lists, ``/version`` and one namespace GET — nothing is written.
+Every listable resource is exported, CRs included, except the kinds in :data:`SKIPPED_RESOURCES`
+and :data:`SKIPPED_GROUPS`, which cannot be exported meaningfully:
+
+- ``events`` (core and ``events.k8s.io``): history, not desired state; they expire after an hour and
+  can outnumber every other object together.
+- ``componentstatuses``: synthesised on each read from control-plane probes (deprecated); nothing
+  is stored, so there is nothing to recreate.
+- ``ipaddresses`` and ``servicecidrs`` (``networking.k8s.io``): the API server's allocation records
+  for the source's Service IP range; the target allocates from its own range (K3s: 10.43.0.0/16).
+- ``csistoragecapacities`` and ``resourceslices``: published per node/topology by the source's CSI
+  and DRA drivers; the target's drivers publish their own.
+- the ``metrics.k8s.io`` group: live usage figures computed by metrics-server, not stored objects.
+
+Everything else — Nodes, Leases and other plumbing included — is exported as it is, so the export is
+a faithful snapshot and the cleaning rules (W8…) decide, with a rule ID, what is dropped.
+:func:`write_snapshot` turns the export into a snapshot folder that
+:class:`~k3smig_lib.backends.snapshot.SnapshotSource` reads, so a later run can work offline.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import yaml
+
+from k3smig_lib.backends.base import SourceInfo, VolumeRef
+from k3smig_lib.backends.directory import dump_yaml
+from k3smig_lib.core.objects import Obj, get_path, ref
+from k3smig_lib.errors import SourceError
+from k3smig_lib.k8s.client import ClusterRef, api_client, call_json, server_url
+from k3smig_lib.k8s.discovery import ApiResource, Discovery, discover
+from k3smig_lib.k8s.errors import ApiCall
+from k3smig_lib.k8s.listing import PAGE_SIZE, ListStats, PageEvent, list_many
+from k3smig_lib.k8s.preflight import kube_system_uid, server_version
+from k3smig_lib.k8s.retry import DEFAULT_POLICY, RetryPolicy
+
+#: (group, plural) never exported, with the reason (see the module docstring).
+SKIPPED_RESOURCES: dict[tuple[str, str], str] = {
+    ("", "events"): "history, not desired state; expires after an hour",
+    ("events.k8s.io", "events"): "history, not desired state; expires after an hour",
+    ("", "componentstatuses"): "synthesised on read from control-plane probes; nothing is stored",
+    ("networking.k8s.io", "ipaddresses"): "ClusterIP allocation records of the source's service range",
+    ("networking.k8s.io", "servicecidrs"): "the source's Service IP range; the target has its own",
+    ("storage.k8s.io", "csistoragecapacities"): "published by the source's CSI drivers",
+    ("resource.k8s.io", "resourceslices"): "published by the source's DRA drivers",
+}
+#: API groups never exported, with the reason.
+SKIPPED_GROUPS: dict[str, str] = {"metrics.k8s.io": "live usage figures from metrics-server, not stored objects"}
+
+_PROVIDER_PREFIXES = {"scaleway://": "kapsule", "aws://": "eks", "gce://": "gke", "azure://": "aks",
+                      "digitalocean://": "doks", "linode://": "lke", "k3s://": "k3s", "kind://": "kind"}
+_DISTRO_LABELS = {"k8s.scaleway.com/kapsule": "kapsule", "eks.amazonaws.com/nodegroup": "eks",
+                  "cloud.google.com/gke-nodepool": "gke", "kubernetes.azure.com/cluster": "aks"}
+_VERSION_MARKS = {"+k3s": "k3s", "+rke2": "rke2", "-eks-": "eks", "-gke.": "gke"}
+
+
+def guess_distribution(git_version: str, nodes: Sequence[Obj]) -> str:
+    """Best guess of the distribution from the server version, then node labels and provider IDs.
+
+    Examples:
+        >>> guess_distribution("v1.33.4+k3s1", [])
+        'k3s'
+        >>> guess_distribution("v1.31.4", [{"metadata": {}, "spec": {"providerID": "scaleway://instance/x"}}])
+        'kapsule'
+        >>> guess_distribution("v1.31.4", [])
+        'kubernetes'
+    """
+    for mark, name in _VERSION_MARKS.items():
+        if mark in git_version:
+            return name
+    for node in nodes:
+        labels = get_path(node, "metadata.labels", {}) or {}
+        if labels.get("node.kubernetes.io/instance-type") == "k3s":
+            return "k3s"
+        for key, name in _DISTRO_LABELS.items():
+            if key in labels:
+                return name
+        provider = str(get_path(node, "spec.providerID", "") or "")
+        for prefix, name in _PROVIDER_PREFIXES.items():
+            if provider.startswith(prefix):
+                return name
+    return "kubernetes"
+
+
+def skip_reason(res: ApiResource) -> str:
+    """Why ``res`` is not exported (``""``: it is exported)."""
+    if not res.listable:
+        return "not listable"
+    return SKIPPED_GROUPS.get(res.group) or SKIPPED_RESOURCES.get((res.group, res.name), "")
+
+
+class LiveSource:
+    """A read-only source backed by a live cluster (explicit kubeconfig and context).
+
+    Args:
+        cluster: kubeconfig, context and side (``source``).
+        workers: kinds listed at once.
+        page_size: objects per list page.
+        policy: retry policy of every call.
+        on_page: told about every list page (progress lines, tests).
+    """
+
+    def __init__(
+        self,
+        cluster: ClusterRef,
+        *,
+        workers: int = 4,
+        page_size: int = PAGE_SIZE,
+        policy: RetryPolicy = DEFAULT_POLICY,
+        on_page: Callable[[PageEvent], None] | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.side = cluster.side or "source"
+        self.api = api_client(cluster)
+        self.workers, self.page_size, self.policy, self.on_page = workers, page_size, policy, on_page
+        self.discovery: Discovery | None = None
+        self.stats: ListStats | None = None
+        self._objects: list[Obj] | None = None
+
+    def info(self) -> SourceInfo:
+        """Version, identity (kube-system UID) and distribution guess of the live cluster."""
+        version = server_version(self.api, side=self.side, policy=self.policy).git_version
+        nodes = call_json(self.api, "GET", "/api/v1/nodes", call=ApiCall("list", "nodes", side=self.side),
+                          policy=self.policy) or {}
+        return SourceInfo(
+            kind="cluster",
+            location=server_url(self.api),
+            cluster_name=self.cluster.context,
+            kubernetes_version=version,
+            distribution=guess_distribution(version, nodes.get("items") or []),
+            identity=kube_system_uid(self.api, side=self.side, policy=self.policy),
+        )
+
+    def exported_resources(self) -> list[ApiResource]:
+        """Every resource :meth:`list_objects` reads (discovery runs once).
+
+        Raises:
+            SourceError: a group's resource list could not be read (an export would be incomplete).
+        """
+        if self.discovery is None:
+            self.discovery = discover(self.api, side=self.side, context=self.cluster.context, policy=self.policy,
+                                      workers=self.workers)
+        failed = {gv: why for gv, why in self.discovery.failed.items() if gv.split("/")[0] not in SKIPPED_GROUPS}
+        if failed:
+            names = ", ".join(sorted(failed))
+            raise SourceError(f"discovery could not read the API group version(s) {names}: "
+                              f"{next(iter(failed.values()))}",
+                              fix="repair or remove the broken APIService (`kubectl get apiservices`), then re-run")
+        return [r for r in self.discovery.resources if not skip_reason(r)]
+
+    def list_objects(self) -> list[Obj]:
+        """Every exported object (read once, then cached), like ``kubectl get -o yaml``.
+
+        Raises:
+            SourceError: a list failed for good; 403 names the missing permission and its fix.
+        """
+        if self._objects is None:
+            self.stats = list_many(self.api, self.exported_resources(), workers=self.workers, side=self.side,
+                                   context=self.cluster.context, page_size=self.page_size, policy=self.policy,
+                                   on_page=self.on_page)
+            self._objects = self.stats.items
+        return self._objects
+
+    def list_volumes(self) -> list[VolumeRef]:
+        """Bound PersistentVolumeClaims: the volumes whose bytes the data phase moves."""
+        vols = [
+            VolumeRef(
+                namespace=str(o["metadata"].get("namespace", "")),
+                claim=str(o["metadata"]["name"]),
+                storage_class=str(get_path(o, "spec.storageClassName", "") or ""),
+                size=str(get_path(o, "status.capacity.storage", "") or get_path(o, "spec.resources.requests.storage",
+                                                                                   "") or ""),
+                access_modes=tuple(get_path(o, "spec.accessModes", []) or []),
+            )
+            for o in self.list_objects()
+            if o.get("kind") == "PersistentVolumeClaim" and get_path(o, "status.phase") == "Bound"
+        ]
+        return sorted(vols, key=lambda v: v.id)
+
+    def open_volume(self, volume: VolumeRef) -> AbstractContextManager[BinaryIO]:
+        """Not yet: live volume bytes move in the data-path issue (helper pods, tar over exec).
+
+        Raises:
+            SourceError: always, naming the volume.
+        """
+        raise SourceError("reading volume data from a live cluster is not available yet",
+                          resource=f"persistentvolumeclaim/{volume.claim}", namespace=volume.namespace,
+                          fix="migrate the data with the snapshot path (volumes/<ns>/<claim>.tar.gz) until the live "
+                              "data path ships")
+
+
+def _group_files(objects: Sequence[Obj]) -> dict[Path, list[Obj]]:
+    files: dict[Path, list[Obj]] = {}
+    for obj in objects:
+        r = ref(obj)
+        files.setdefault(Path(r.namespace or "_cluster") / f"{r.kind}.yaml", []).append(obj)
+    for items in files.values():
+        items.sort(key=lambda o: (str(o.get("apiVersion", "")), ref(o).name))
+    return files
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def _cluster_yaml(info: SourceInfo, objects: Sequence[Obj], exported_at: str) -> dict[str, Any]:
+    nodes = sorted(ref(o).name for o in objects if o.get("kind") == "Node")
+    doc: dict[str, Any] = {"name": info.cluster_name, "kubernetesVersion": info.kubernetes_version,
+                           "distribution": info.distribution, "kubeSystemUID": info.identity, "nodes": nodes}
+    if exported_at:
+        doc["exportedAt"] = exported_at
+    return doc
+
+
+def write_snapshot(
+    objects: Sequence[Obj], folder: Path, info: SourceInfo | None = None, *, exported_at: str | None = None
+) -> list[Path]:
+    """Write an export as a snapshot folder: ``manifests/<ns>/<Kind>.yaml`` (``kind: List``) + ``cluster.yaml``.
+
+    Cluster-scoped objects go to ``manifests/_cluster``. Secrets are included with their values:
+    this folder is the operator's own export and holds secret material, so files are created 0600
+    and folders 0700 — keep it out of the run folder, git and shared storage. ``manifests/`` is
+    replaced as a whole, so objects deleted since an earlier export do not linger.
+
+    Args:
+        objects: the export (:meth:`LiveSource.list_objects`).
+        folder: snapshot folder (created).
+        info: written to ``cluster.yaml`` (name, version, distribution, kube-system UID, nodes).
+        exported_at: timestamp for ``cluster.yaml``; None = now (UTC), ``""`` = omit it.
+
+    Returns:
+        Paths written, relative to ``folder``, sorted.
+
+    Examples:
+        >>> write_snapshot(src.list_objects(), Path("exports/prod"), src.info())  # doctest: +SKIP
+        [PosixPath('cluster.yaml'), PosixPath('manifests/_cluster/Namespace.yaml'), ...]
+    """
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    staging = folder / ".manifests.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(mode=0o700, parents=True)
+    written = []
+    for rel, items in sorted(_group_files(objects).items()):
+        _write_private(staging / rel, dump_yaml({"apiVersion": "v1", "kind": "List", "items": items}))
+        written.append(Path("manifests") / rel)
+    shutil.rmtree(folder / "manifests", ignore_errors=True)
+    staging.rename(folder / "manifests")
+    if info is not None:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if exported_at is None else exported_at
+        _write_private(folder / "cluster.yaml", yaml.safe_dump(_cluster_yaml(info, objects, stamp), sort_keys=True))
+        written.append(Path("cluster.yaml"))
+    return sorted(written)

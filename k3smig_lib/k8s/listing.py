@@ -1,0 +1,263 @@
+"""Complete, paginated lists of many kinds at once, as plain ``kubectl get -o yaml`` dicts.
+
+Each kind is read in pages (``limit``/``continue``), every page through the retry loop with a
+request timeout. When the server has compacted away the snapshot a ``continue`` token points at, it
+answers 410 Gone (``ResourceExpired``, typically after 5–15 minutes); the list then restarts from
+scratch — a partial list is never returned — and :attr:`ListResult.relists` records it. Kinds are
+listed concurrently by a small thread pool (the API server, not the client, is the bottleneck).
+
+List items come back without ``apiVersion``/``kind`` (the API only sets them on the list); they are
+filled in, so every object looks exactly like ``kubectl get <kind> <name> -o yaml``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes.client import ApiClient
+
+from k3smig_lib.core.objects import Obj
+from k3smig_lib.errors import FatalError
+from k3smig_lib.k8s.client import REQUEST_TIMEOUT, request_json
+from k3smig_lib.k8s.discovery import ApiResource
+from k3smig_lib.k8s.errors import ApiCall, fatal_class, status_of
+from k3smig_lib.k8s.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
+from k3smig_lib.log import logger
+
+#: Items per page; the API server's own default for kubectl is 500.
+PAGE_SIZE = 500
+#: Restarts after 410 Gone before giving up (each restart is a full relist).
+MAX_RELISTS = 3
+
+
+@dataclass(frozen=True)
+class PageEvent:
+    """One page received: for progress lines, call accounting and fault tests."""
+
+    resource: str
+    page: int
+    items_so_far: int
+    more: bool
+
+
+@dataclass
+class ListResult:
+    """A complete list of one kind.
+
+    Attributes:
+        resource: what was listed.
+        items: objects with ``apiVersion``/``kind`` set, sorted by namespace and name.
+        resource_version: ``metadata.resourceVersion`` of the (last, complete) list.
+        calls: HTTP calls made, retries included.
+        pages: pages of the complete list.
+        relists: restarts after an expired ``continue`` token (410 Gone).
+        seconds: wall time.
+    """
+
+    resource: ApiResource
+    items: list[Obj] = field(default_factory=list)
+    resource_version: str = ""
+    calls: int = 0
+    pages: int = 0
+    relists: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class ListStats:
+    """Lists of many kinds, with totals for the run report."""
+
+    results: list[ListResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def calls(self) -> int:
+        """HTTP list calls in total, retries included."""
+        return sum(r.calls for r in self.results)
+
+    @property
+    def relists(self) -> int:
+        """Restarts after 410 Gone, in total."""
+        return sum(r.relists for r in self.results)
+
+    @property
+    def items(self) -> list[Obj]:
+        """Every object of every list, in list order."""
+        return [o for r in self.results for o in r.items]
+
+
+@dataclass
+class _Lister:
+    """Settings shared by every list of one run, plus a thread-safe call counter per list."""
+
+    api: ApiClient
+    side: str = ""
+    context: str = ""
+    page_size: int = PAGE_SIZE
+    policy: RetryPolicy = DEFAULT_POLICY
+    timeout: tuple[float, float] = REQUEST_TIMEOUT
+    on_page: Callable[[PageEvent], None] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    stopped: threading.Event = field(default_factory=threading.Event)
+
+    def page(self, res: ApiResource, namespace: str, token: str, result: ListResult) -> dict[str, Any]:
+        if self.stopped.is_set():  # another list failed for good: do not start new pages
+            raise fatal_class(self.side)(f"list {res.full_name}: cancelled because another list failed")
+        query = [("limit", str(self.page_size))] + ([("continue", token)] if token else [])
+        call = ApiCall("list", res.name, res.group, namespace, side=self.side, context=self.context)
+
+        def attempt() -> Any:
+            with self._lock:
+                result.calls += 1
+            return request_json(self.api, "GET", res.path(namespace), call=call, query=query, timeout=self.timeout)
+
+        doc = call_with_retry(attempt, what=call.label, policy=self.policy)
+        if not isinstance(doc, dict):
+            raise fatal_class(self.side)(f"{call.label}: the API server returned no list",
+                                         fix="check that the API server is a Kubernetes API server")
+        return doc
+
+
+def with_type(res: ApiResource, item: dict[str, Any]) -> Obj:
+    """``item`` with ``apiVersion`` and ``kind`` first, as ``kubectl get -o yaml`` shows it.
+
+    Examples:
+        >>> res = ApiResource("", "v1", "configmaps", "ConfigMap", True)
+        >>> list(with_type(res, {"metadata": {"name": "a"}, "data": {}}))
+        ['apiVersion', 'kind', 'metadata', 'data']
+    """
+    return {"apiVersion": res.api_version, "kind": res.kind, **item}
+
+
+def _sort_key(obj: Obj) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def _one_pass(lister: _Lister, res: ApiResource, namespace: str, result: ListResult) -> bool:
+    """Read every page once into ``result``; False when the continue token expired (relist)."""
+    items: list[Obj] = []
+    token, page = "", 0
+    while True:
+        try:
+            doc = lister.page(res, namespace, token, result)
+        except FatalError as e:
+            if token and status_of(e) == 410:
+                logger.warning("%s: continue token expired after %d page(s); listing again", res.full_name, page)
+                return False
+            raise
+        page += 1
+        items.extend(with_type(res, i) for i in doc.get("items") or [])
+        meta = doc.get("metadata") or {}
+        token = str(meta.get("continue") or "")
+        if lister.on_page is not None:
+            lister.on_page(PageEvent(res.full_name, page, len(items), bool(token)))
+        if not token:
+            result.items = sorted(items, key=_sort_key)
+            result.resource_version, result.pages = str(meta.get("resourceVersion") or ""), page
+            return True
+
+
+def _list(lister: _Lister, res: ApiResource, namespace: str, max_relists: int) -> ListResult:
+    start = time.monotonic()
+    result = ListResult(resource=res)
+    while not _one_pass(lister, res, namespace, result):
+        result.relists += 1
+        if result.relists > max_relists:
+            raise fatal_class(lister.side)(
+                f"list {res.full_name}: the continue token expired {result.relists} times in a row",
+                fix="re-run when the cluster is less busy, or raise page_size so a list needs fewer pages",
+            )
+    result.seconds = time.monotonic() - start
+    return result
+
+
+def list_resource(
+    api: ApiClient,
+    res: ApiResource,
+    *,
+    namespace: str = "",
+    side: str = "",
+    context: str = "",
+    page_size: int = PAGE_SIZE,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    max_relists: int = MAX_RELISTS,
+    on_page: Callable[[PageEvent], None] | None = None,
+) -> ListResult:
+    """List every object of ``res`` (cluster-wide, or in ``namespace``), page by page.
+
+    Args:
+        api: client from :func:`k3smig_lib.k8s.client.api_client`.
+        res: the resource, from :func:`k3smig_lib.k8s.discovery.discover`.
+        namespace: limit to one namespace (``""``: all namespaces / cluster-scoped).
+        side: ``source``/``target``, for error classes and messages.
+        context: kubeconfig context, named in credential errors.
+        page_size: ``limit`` of each page.
+        policy: retry policy of each page.
+        max_relists: restarts after 410 Gone before failing.
+        on_page: told about every page received.
+
+    Returns:
+        The complete list, with call, page and relist counts.
+
+    Raises:
+        SourceError | TargetError: a page failed for good (403 names the missing permission), or
+            the continue token expired more than ``max_relists`` times.
+
+    Examples:
+        >>> r = list_resource(api, disc.find("Secret"), side="source")  # doctest: +SKIP
+        >>> r.items[0]["kind"], r.calls  # doctest: +SKIP
+        ('Secret', 1)
+    """
+    lister = _Lister(api, side, context, page_size, policy, on_page=on_page)
+    return _list(lister, res, namespace, max_relists)
+
+
+def list_many(
+    api: ApiClient,
+    resources: Sequence[ApiResource],
+    *,
+    workers: int = 4,
+    side: str = "",
+    context: str = "",
+    page_size: int = PAGE_SIZE,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    max_relists: int = MAX_RELISTS,
+    on_page: Callable[[PageEvent], None] | None = None,
+) -> ListStats:
+    """List many kinds concurrently; results in the order of ``resources``.
+
+    Args:
+        api: client from :func:`k3smig_lib.k8s.client.api_client`.
+        resources: what to list (cluster-wide).
+        workers: lists running at once.
+        side: ``source``/``target``, for error classes and messages.
+        context: kubeconfig context, named in credential errors.
+        page_size: ``limit`` of each page.
+        policy: retry policy of each page.
+        max_relists: restarts after 410 Gone before failing, per kind.
+        on_page: told about every page received (from worker threads).
+
+    Returns:
+        One :class:`ListResult` per resource, plus the wall time.
+
+    Raises:
+        SourceError | TargetError: the first list that failed for good (the others are cancelled).
+    """
+    start = time.monotonic()
+    lister = _Lister(api, side, context, page_size, policy, on_page=on_page)
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="k3smig-list") as pool:
+        futures = [pool.submit(_list, lister, res, "", max_relists) for res in resources]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        first = next((f.exception() for f in futures if f in done and f.exception() is not None), None)
+        if first is not None:  # the root cause, not the "cancelled" errors of the lists stopped after it
+            lister.stopped.set()
+            for f in futures:
+                f.cancel()
+            raise first
+    return ListStats(results=[f.result() for f in futures], seconds=time.monotonic() - start)

@@ -1,0 +1,114 @@
+"""The ten phases against the sandbox clusters: objects and Secrets move live, twice, under a lock."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from k3smig_lib.backends.live_target import LiveTarget
+from k3smig_lib.k8s.client import ClusterRef
+from k3smig_lib.k8s.lock import LockHeldError
+from k3smig_lib.runbook import runner
+
+REPO = Path(__file__).resolve().parents[2]
+PARAMS = REPO / "parameters" / "sandbox.yaml"
+
+pytestmark = pytest.mark.integration
+
+
+def summary(run_dir: Path, phase: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((run_dir / "artifacts" / phase / "phase_result.json").read_text())
+    return data
+
+
+@pytest.fixture(scope="module")
+def live(sandbox, seeded, tmp_path_factory) -> dict[str, Any]:
+    work = tmp_path_factory.mktemp("live")
+    return {"source_kubeconfig": str(sandbox.kubeconfig), "target_kubeconfig": str(sandbox.kubeconfig),
+            "export_dir": str(work / "export"), "runs": work / "runs"}
+
+
+def run(live: dict[str, Any], phases: str | None = None, **extra: Any) -> runner.RunOutcome:
+    overrides = {k: v for k, v in live.items() if k != "runs"} | extra
+    return runner.run(PARAMS, phases=phases, runs_root=live["runs"], overrides=overrides)
+
+
+@pytest.fixture(scope="module")
+def first(live) -> runner.RunOutcome:
+    return run(live)
+
+
+def test_the_example_moves_to_the_target_with_a_pass_verdict(first, sandbox):
+    assert (first.status, first.verdict) == ("Completed", "PASS"), first.failed_phase
+    target = LiveTarget(ClusterRef(str(sandbox.kubeconfig), "k3smig-target", "target"))
+    deploy = target.get({"apiVersion": "apps/v1", "kind": "Deployment",
+                         "metadata": {"name": "grafana", "namespace": "monitoring"}})
+    assert deploy is not None
+    assert deploy["spec"]["replicas"] == 0  # held: its volume moves with the live data path
+    assert deploy["metadata"]["annotations"]["k3smig.io/intended-replicas"] == "1"
+    secrets = summary(first.run_dir, "50_migrate_secrets")["summary"]
+    assert secrets["keys equal on target"] > 10
+
+
+def test_the_export_is_also_a_snapshot_folder(first, live):
+    export = Path(live["export_dir"])
+    assert (export / "cluster.yaml").is_file()
+    assert any((export / "manifests").rglob("Deployment.yaml"))
+
+
+def test_a_second_run_changes_nothing(first, live):
+    second = run(live)
+    assert second.verdict == "PASS"
+    assert summary(second.run_dir, "60_deploy_applications")["summary"]["planned changes"] == 0
+    assert summary(second.run_dir, "50_migrate_secrets")["summary"]["secrets written"] == 0
+
+
+def test_a_differing_target_object_is_a_conflict_until_update_is_asked(first, live, sandbox):
+    target = LiveTarget(ClusterRef(str(sandbox.kubeconfig), "k3smig-target", "target"))
+    cm = target.get({"apiVersion": "v1", "kind": "ConfigMap",
+                     "metadata": {"name": "vaultwarden-env", "namespace": "vaultwarden"}})
+    assert cm is not None
+    changed = {"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "vaultwarden-env", "namespace": "vaultwarden"},
+               "data": {**cm.get("data", {}), "SIGNUPS_ALLOWED": "changed-by-someone"}}
+    target.server.apply(changed, dry_run=False, force=True)
+    before = target.get(changed)["metadata"]["resourceVersion"]  # type: ignore[index]
+    refused = run(live, phases="60")
+    assert refused.status == "Failed" and refused.failed_phase == "60_deploy_applications"
+    errors = summary(refused.run_dir, "60_deploy_applications")["errors"]
+    assert any("vaultwarden-env" in e for e in errors)
+    assert target.get(changed)["metadata"]["resourceVersion"] == before  # type: ignore[index]
+    converged = run(live, phases="60", existing="update")
+    assert converged.status == "Completed"
+    assert target.get(changed)["data"]["SIGNUPS_ALLOWED"] != "changed-by-someone"  # type: ignore[index]
+
+
+def test_a_second_concurrent_run_is_refused_and_names_the_holder(first, live, sandbox):
+    target = LiveTarget(ClusterRef(str(sandbox.kubeconfig), "k3smig-target", "target"))
+    other = target.lock("someone-elses-run")
+    other.acquire()
+    try:
+        before = sorted(p.name for p in live["runs"].iterdir())
+        with pytest.raises(LockHeldError, match="someone-elses-run"):
+            run(live, phases="60")
+        assert sorted(p.name for p in live["runs"].iterdir()) == before
+    finally:
+        other.release()
+
+
+def test_preflight_refuses_a_target_that_is_the_source(live):
+    outcome = run(live, phases="00", target_context="k3smig-source")
+    assert outcome.failed_phase == "00_preflight"
+    errors = " ".join(summary(outcome.run_dir, "00_preflight")["errors"])
+    assert "target identical to source" in errors
+
+
+def test_preflight_names_a_missing_credential_without_any_value(live, monkeypatch):
+    monkeypatch.delenv("SCW_ACCESS_KEY", raising=False)
+    monkeypatch.delenv("SCW_SECRET_KEY", raising=False)
+    outcome = run(live, phases="00", manage_dns=True)
+    errors = " ".join(summary(outcome.run_dir, "00_preflight")["errors"])
+    assert outcome.failed_phase == "00_preflight" and "SCW_SECRET_KEY is not set" in errors
