@@ -139,8 +139,10 @@ class Data(PhaseRun):
             plan = plan_ownership(v.id, self.source_manifests[v.id], consumer_spec(self.objects, v))
             self.plans[v.id] = plan
             seen = "; ".join(f"{h['uid']}:{h['gid']} ({h['files']} files, {h['dirs']} dirs)" for h in plan.histogram)
-            rows.append({"volume": v.id, "owners on source": seen, "target uid": plan.target_uid,
-                         "target gid": plan.target_gid, "from": plan.source, "action": plan.action,
+            rows.append({"volume": v.id, "owners on source": seen,
+                         "target uid": "" if plan.target_uid is None else str(plan.target_uid),
+                         "target gid": "" if plan.target_gid is None else str(plan.target_gid),
+                         "from": plan.source, "action": plan.action,
                          "note": plan.note})
         return self.save_table("ownership_plan", pd.DataFrame(rows))
 
