@@ -172,6 +172,7 @@ SPEC: dict[str, dict[str, object]] = {
             ("Plan per kind.", "phase.plan_summary()"),
             ("Workloads held at 0 replicas until their data is verified.", "phase.held()"),
             ("Apply (only with `apply: true` and no conflict).", "phase.apply()"),
+            ("Live target: the workloads that run now become Ready.", "phase.readiness()"),
             ("Outcome of the phase.", "phase.finish()"),
         ],
     },

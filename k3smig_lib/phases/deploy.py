@@ -117,7 +117,29 @@ class Deploy(PhaseRun):
         result = self.target.apply(self.objects, dry_run=False, existing=self.cfg.existing)
         self.summary.update({"created": result.count("create"), "updated": result.count("update"),
                              "unchanged": result.count("unchanged")})
+        calls = getattr(self.target, "calls", None)
+        if calls is not None:
+            self.summary["API calls"] = calls.as_dict()
         return self.save_table("applied", result_table(result))
+
+    def readiness(self) -> pd.DataFrame:
+        """Live target: wait until the workloads that run now are Ready (held ones are waited for in phase 70)."""
+        if self.cfg.target_kind != "cluster" or not self.cfg.apply or self.errors:
+            return pd.DataFrame([{"readiness": "not waited: nothing runs in a directory target or a dry run"}])
+        frame = readiness_table(self.target, self.objects, timeout=300)
+        self.summary["ready workloads"] = len(frame)
+        return self.save_table("readiness", frame)
+
+
+def readiness_table(target: Target, objects: list[Obj], *, timeout: float) -> pd.DataFrame:
+    """Wait (one deadline) for the workloads that run now — not the ones held at 0 — and their Services."""
+    from k3smig_lib.backends.live_target import LiveTarget
+
+    assert isinstance(target, LiveTarget)
+    running = [o for o in objects if o.get("kind") in ("Deployment", "StatefulSet", "DaemonSet")
+               and int(get_path(o, "spec.replicas", 1) or 0) > 0]
+    waited = target.wait_ready(running, timeout=timeout)
+    return pd.DataFrame([{"object": w, "ready": True} for w in waited])
 
 
 def start(cfg: Settings) -> Deploy:

@@ -55,7 +55,11 @@ class Preflight(PhaseRun):
     def __init__(self, cfg: Settings) -> None:
         super().__init__(cfg=cfg, phase=PHASE)
         self.source = open_source(cfg)
-        self.objects = selected_objects(cfg, self.source)
+        try:
+            self.objects = selected_objects(cfg, self.source)
+        except K3sMigError as e:  # keep going: the permissions table below says what is missing
+            self.errors.append(f"source: {e}")
+            self.objects = []
 
     def tools(self) -> pd.DataFrame:
         """Tools found on this machine and which phase needs them."""
@@ -106,13 +110,17 @@ class Preflight(PhaseRun):
 
     def endpoints(self) -> pd.DataFrame:
         """Source and target: reachable, versions, identities, and never the same cluster."""
-        rows = [vars(self.source.info()) | {"side": "source", "objects": len(self.objects)}]
+        rows: list[dict[str, Any]] = []
+        try:
+            rows.append(vars(self.source.info()) | {"side": "source", "objects": len(self.objects)})
+        except K3sMigError as e:
+            self.errors.append(f"source: {e}")
         try:
             target = open_target(self.cfg)
             rows.append(vars(target.info()) | {"side": "target", "objects": len(target.list_objects())})
         except K3sMigError as e:
             self.errors.append(f"target: {e}")
-        src_id = rows[0].get("identity")
+        src_id = rows[0].get("identity") if rows else ""
         if len(rows) == 2 and src_id and src_id == rows[1].get("identity"):
             self.errors.append("target identical to source (same kube-system UID): refusing to migrate onto itself")
         return self.save_table("endpoints", pd.DataFrame(rows))
@@ -121,9 +129,15 @@ class Preflight(PhaseRun):
         """Every verb the run needs, asked of each live cluster (SelfSubjectAccessReview); K3s detection."""
         rows: list[dict[str, Any]] = []
         if self.cfg.source_kind == "cluster":
-            rows += self._source_permissions()
+            try:
+                rows += self._source_permissions()
+            except K3sMigError as e:
+                self.errors.append(f"source: {e}")
         if self.cfg.target_kind == "cluster":
-            rows += self._target_checks()
+            try:
+                rows += self._target_checks()
+            except K3sMigError as e:
+                self.errors.append(f"target checks: {e}")
         if not rows:
             return pd.DataFrame([{"check": "permissions", "result": "no live cluster in this run"}])
         for row in rows:
@@ -185,10 +199,19 @@ class Preflight(PhaseRun):
             {"resource": "memory requests (GiB)", "needed": gib(mem), "VM": self.cfg.vm_memory_gib},
             {"resource": "PVC requests (GiB)", "needed": gib(pvc), "VM": self.cfg.disk_gb},
         ]
+        if self.cfg.target_kind == "cluster":
+            from k3smig_lib.k8s.client import api_client
+            from k3smig_lib.k8s.preflight import node_capacity
+            from k3smig_lib.phases._context import target_ref
+
+            nodes = node_capacity(api_client(target_ref(self.cfg)))
+            rows[0]["target nodes"], rows[1]["target nodes"] = round(nodes.cpu, 2), gib(nodes.memory)
+            rows[2]["target nodes"] = gib(nodes.ephemeral_storage)
         for row in rows:
-            row["fits"] = row["needed"] <= row["VM"]
+            limits = [row["VM"]] + ([row["target nodes"]] if row.get("target nodes") else [])
+            row["fits"] = row["needed"] <= min(limits)
             if not row["fits"]:
-                self.errors.append(f"{row['resource']}: {row['needed']} needed, the VM has {row['VM']}")
+                self.errors.append(f"{row['resource']}: {row['needed']} needed, only {min(limits)} available")
         return self.save_table("capacity", pd.DataFrame(rows))
 
     def namespaces(self) -> pd.DataFrame:

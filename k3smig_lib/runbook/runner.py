@@ -28,7 +28,7 @@ from k3smig_lib.core.envsecrets import env_secret_values
 from k3smig_lib.core.leakgate import quarantine, scan
 from k3smig_lib.core.objects import sha256_of
 from k3smig_lib.core.secrets import RUN_KEY_ENV, secret_values
-from k3smig_lib.errors import ParameterError, PhaseError, SecretLeakError
+from k3smig_lib.errors import K3sMigError, ParameterError, PhaseError, SecretLeakError
 from k3smig_lib.k8s.lock import LockHeldError, RunLock
 from k3smig_lib.log import logger
 from k3smig_lib.phases._base import PHASES, now_iso, phase_dir
@@ -170,6 +170,10 @@ class Runner:
         notebook_to_html(out, self.run_dir / f"{phase}.html")
         result_path = phase_dir(self.cfg, phase) / "phase_result.json"
         result = json.loads(result_path.read_text()) if result_path.is_file() else {}
+        if error and result.get("status") != "Failed":  # a cell raised before the phase could record it
+            result = {**result, "phase": phase, "status": "Failed", "errors": [*result.get("errors", []), error]}
+            result_path.parent.mkdir(parents=True, exist_ok=True)
+            result_path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
         status = "Failed" if error else result.get("status", "Failed")
         return {"phase": phase, "status": status, "started": started, "seconds": round(time.monotonic() - t0, 2),
                 "summary": result.get("summary", {}), "errors": result.get("errors") or ([error] if error else []),
@@ -214,7 +218,15 @@ class Runner:
         return lock
 
     def _run(self, phases: list[str], lock: RunLock | None) -> RunOutcome:
-        values = leak_values(self.cfg, self.run_key)
+        try:
+            values = leak_values(self.cfg, self.run_key)
+        except K3sMigError as e:
+            # Without the source's Secret values the leak gate cannot guard later phases: only preflight
+            # runs, and its report says what is wrong with the source (permissions, reachability).
+            if "00_preflight" not in phases:
+                raise
+            logger.warning("source unreadable (%s): running preflight only", e)
+            values, phases = env_secret_values() | {self.run_key.encode()}, ["00_preflight"]
         failed = ""
         with kernel_environment(self.run_key):
             for phase in phases:

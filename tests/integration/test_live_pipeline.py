@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +113,17 @@ def test_preflight_names_a_missing_credential_without_any_value(live, monkeypatc
     outcome = run(live, phases="00", manage_dns=True)
     errors = " ".join(summary(outcome.run_dir, "00_preflight")["errors"])
     assert outcome.failed_phase == "00_preflight" and "SCW_SECRET_KEY is not set" in errors
+
+
+def test_preflight_refuses_a_source_identity_without_the_permissions_it_needs(live, sandbox, tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))  # tests/integration is not a package
+    from test_live_source import _delete_namespace, _narrow_service_account
+
+    narrow = _narrow_service_account(sandbox, "k3smig-narrow-preflight", tmp_path)
+    try:
+        outcome = run(live, phases="00", source_kubeconfig=str(narrow))
+    finally:
+        _delete_namespace(sandbox, "k3smig-narrow-preflight")
+    assert outcome.failed_phase == "00_preflight"
+    errors = " ".join(summary(outcome.run_dir, "00_preflight")["errors"])
+    assert "list secrets (all namespaces) denied" in errors and "a ClusterRole rule" in errors
