@@ -4,6 +4,8 @@
 set -euo pipefail
 need=()
 command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
+# Debian's promtool (built without Kubernetes discovery): the data phase must recognise that build
+[ -x /usr/bin/promtool ] || need+=(prometheus)
 # Ansible role tests: real containers (podman + runc) on an image built offline with debootstrap
 command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v runc >/dev/null 2>&1 || need+=(runc)

@@ -369,3 +369,17 @@ def test_structural_fallback_names_each_problem(tmp_path: Path, monkeypatch: pyt
         "a: scrape timeout greater than scrape interval",
         "found multiple scrape configs with job name 'a'",
     ]
+
+
+def test_a_promtool_built_without_kubernetes_discovery_falls_back_and_says_so(tmp_path: Path, monkeypatch) -> None:
+    # Debian's prometheus package builds promtool without the Kubernetes service discovery; the bundled
+    # example's configuration uses it, as most in-cluster configurations do.
+    debian = Path("/usr/bin/promtool")
+    assert debian.is_file(), "install Debian's prometheus package (scripts/install-system-deps.sh)"
+    cfg = tmp_path / "prometheus.yml"
+    cfg.write_text("global: {scrape_interval: 30s}\nscrape_configs:\n"
+                   "  - job_name: pods\n    kubernetes_sd_configs: [{role: pod}]\n")
+    monkeypatch.setenv("PATH", str(debian.parent))
+    check = prometheus_check(cfg)
+    assert (check.tool, check.ok) == ("structural", True)
+    assert "built without kubernetes_sd_configs" in check.note and "tools/build-promtool.sh" in check.note
