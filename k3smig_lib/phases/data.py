@@ -226,6 +226,8 @@ class Data(PhaseRun):
         rows: list[dict[str, Any]] = []
         if not self.cfg.apply:
             return pd.DataFrame([{"result": "dry run: no target data to check"}])
+        if self.errors:
+            return pd.DataFrame([{"result": "not run: the volumes above are not proven equal"}])
         for v in self.volumes:
             with _source_copy(self.source, v) as src:
                 rows += self._sqlite_rows(v, src, self.target.volume_root(v))
@@ -240,6 +242,9 @@ class Data(PhaseRun):
         rows = []
         for db in sorted(p for p in src.rglob("*") if p.is_file() and _is_sqlite(p)):
             rel = db.relative_to(src)
+            if not (dst / rel).is_file():
+                rows.append({"volume": v.id, "check": f"sqlite {rel}", "result": "FAIL", "detail": "missing on target"})
+                continue
             a, b = sqlite_check(db), sqlite_check(dst / rel)
             diffs = compare_sqlite(a, b)
             rows.append({"volume": v.id, "check": f"sqlite {rel}", "result": "PASS" if b.ok and not diffs else "FAIL",

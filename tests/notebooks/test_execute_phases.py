@@ -107,3 +107,27 @@ def test_a_notebook_runs_with_the_plain_papermill_cli(phase, tmp_path):
                           capture_output=True, text=True, env=env, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert result(tmp_path / "run", phase)["status"] in ("Completed", "PartiallyFailed")
+
+
+def test_a_stale_target_volume_fails_the_data_phase_and_resume_finishes_the_run(tmp_path):
+    import shutil
+
+    target = tmp_path / "target"
+    stale = target / "volumes" / "vaultwarden" / "vaultwarden-data"
+    stale.mkdir(parents=True)
+    (stale / "KIBISHII-MARKER").write_text("left by an earlier run")
+    failed = runner.run(CI, runs_root=tmp_path / "runs", overrides={"target_dir": str(target)})
+    assert (failed.status, failed.failed_phase) == ("Failed", "70_migrate_data")
+    errors = " ".join(result(failed.run_dir, "70_migrate_data")["errors"])
+    assert "vaultwarden/vaultwarden-data" in errors and "holds other data" in errors
+    assert not (failed.run_dir / "80_configure_network.ipynb").exists()
+    assert verify(failed.run_dir) == []  # a failed run keeps a complete ledger too
+
+    shutil.rmtree(stale)  # the operator's fix, as the error says
+    resumed = runner.resume(failed.run_dir)
+    assert (resumed.status, resumed.verdict) == ("Completed", "PASS")
+    assert not (stale / "KIBISHII-MARKER").exists()
+    ledger = json.loads((resumed.run_dir / "run.json").read_text())
+    phases = [p["phase"] for p in ledger["phases"]]
+    assert phases.count("70_migrate_data") == 2 and phases[-1] == "90_validate_migration"
+    assert verify(resumed.run_dir) == []
