@@ -356,7 +356,11 @@ class LiveTarget:
 
     def _slices(self, namespace: str) -> list[Obj]:
         """EndpointSlices of ``namespace``."""
-        info = self.resources.lookup("discovery.k8s.io/v1", "EndpointSlice")
+        return self.list_objects_of("discovery.k8s.io/v1", "EndpointSlice", namespace)
+
+    def list_objects_of(self, api_version: str, kind: str, namespace: str = "") -> list[Obj]:
+        """Every object of one kind (in ``namespace``, or everywhere); empty when the kind is not served."""
+        info = self.resources.lookup(api_version, kind)
         return list(self._read(info.path(namespace), "lists").get("items") or []) if info else []
 
 

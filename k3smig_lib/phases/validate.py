@@ -15,7 +15,7 @@ import pandas as pd
 from k3smig_lib.core.clean import CleanReport
 from k3smig_lib.core.config import Settings
 from k3smig_lib.core.manifest import Manifest, compare, manifest_from_dir
-from k3smig_lib.core.objects import ref
+from k3smig_lib.core.objects import Obj, get_path, ref
 from k3smig_lib.core.secrets import Fingerprinter
 from k3smig_lib.phases._base import PHASES, PhaseRun, phase_dir, read_result
 from k3smig_lib.phases._context import cleaned, open_source, open_target
@@ -72,8 +72,10 @@ class Validate(PhaseRun):
 
         assert isinstance(self.target, LiveTarget)
         kinds = ("Deployment", "StatefulSet", "DaemonSet", "PersistentVolumeClaim", "Ingress")
-        rows = []
-        for obj in read_cleaned(self.cfg):
+        cleaned_objects = read_cleaned(self.cfg)
+        rows = [self._service_row(svc, cleaned_objects) for svc in cleaned_objects
+                if svc.get("kind") == "Service" and get_path(svc, "spec.selector")]
+        for obj in cleaned_objects:
             if obj.get("kind") not in kinds:
                 continue
             live = self.target.get(obj)
@@ -87,6 +89,27 @@ class Validate(PhaseRun):
         frame = pd.DataFrame(rows)
         self.checks["health"] = bool(frame["ready"].all()) if not frame.empty else True
         return self.save_table("health", frame)
+
+    def _service_row(self, svc: Obj, objects: list[Obj]) -> dict[str, object]:
+        """A Service has ready endpoints, unless every workload it selects is held at 0 until the data phase."""
+        from k3smig_lib.backends.live_target import LiveTarget
+        from k3smig_lib.k8s.readiness import service_has_endpoints
+
+        assert isinstance(self.target, LiveTarget)
+        live = self.target.get(svc)
+        if live is None:
+            return {"object": ref(svc).id, "ready": False, "note": "absent"}
+        selector = get_path(svc, "spec.selector") or {}
+        backing = [o for o in objects if ref(o).namespace == ref(svc).namespace and o.get("kind") in (
+            "Deployment", "StatefulSet", "DaemonSet") and selector.items() <= (get_path(
+                o, "spec.template.metadata.labels") or {}).items()]
+        held = [self.target.get(o) for o in backing]
+        if backing and all(h is not None and get_path(h, "spec.replicas", 1) == 0 for h in held):
+            return {"object": ref(svc).id, "ready": True, "note": "no endpoints: its workload is held at 0 replicas"}
+        ns = ref(svc).namespace
+        slices = self.target.list_objects_of("discovery.k8s.io/v1", "EndpointSlice", ns)
+        ok = service_has_endpoints(live, slices)
+        return {"object": ref(svc).id, "ready": ok, "note": "" if ok else "no ready endpoints"}
 
     def _found(self, report: CleanReport) -> Counter[tuple[str, str]]:
         """Objects present on the target per (namespace, kind).
