@@ -128,14 +128,18 @@ def kernel_environment(run_key: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def leak_values(cfg: Settings, run_key: str) -> set[bytes]:
-    """Every secret value this run could leak: source Secrets, credentials, keys of the run itself."""
-    values = secret_values(open_source(cfg).list_objects()) | env_secret_values()
-    values.add(run_key.encode())
+def key_values(cfg: Settings, run_key: str) -> set[bytes]:
+    """Keys of the run itself: the HMAC run key and the target's own age identity once it exists."""
+    values = {run_key.encode()}
     identity = cfg.target_path() / IDENTITY_FILE
     if identity.is_file():
         values.add(identity.read_text().strip().encode())
     return values
+
+
+def leak_values(cfg: Settings, run_key: str) -> set[bytes]:
+    """Every secret value this run could leak: source Secrets, credentials, keys of the run itself."""
+    return secret_values(open_source(cfg).list_objects()) | env_secret_values() | key_values(cfg, run_key)
 
 
 class Runner:
@@ -226,7 +230,7 @@ class Runner:
             if "00_preflight" not in phases:
                 raise
             logger.warning("source unreadable (%s): running preflight only", e)
-            values, phases = env_secret_values() | {self.run_key.encode()}, ["00_preflight"]
+            values, phases = env_secret_values() | key_values(self.cfg, self.run_key), ["00_preflight"]
         failed = ""
         with kernel_environment(self.run_key):
             for phase in phases:
@@ -236,8 +240,7 @@ class Runner:
                 print(f"[k3smig] {phase} …", flush=True)
                 record = self._execute(phase)
                 self.records.append(chain_record(self.records[-1]["hash"] if self.records else "", record))
-                if self.cfg.target_path().joinpath(IDENTITY_FILE).is_file():
-                    values = leak_values(self.cfg, self.run_key)
+                values |= key_values(self.cfg, self.run_key)  # phase 50 may have created the target's key
                 self._gate(values)
                 print(f"[k3smig] {phase}: {record['status']} ({record['seconds']} s)", flush=True)
                 if record["status"] == "Failed":
