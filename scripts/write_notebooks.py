@@ -178,26 +178,42 @@ SPEC: dict[str, dict[str, object]] = {
     },
     "70_migrate_data": {
         "title": "70 · Migrate the volume data",
-        "purpose": "Restore every volume through a fail-closed extractor, with owners derived from the target pod "
-                   "spec, and prove that nothing was lost: per-file manifests on both sides must be equal, and "
-                   "the applications' own data must check out.",
-        "pre": "Phase 60 (workloads held at 0 replicas).",
-        "changes": "With `apply: true`: the target volume folders, then held workloads are released.",
-        "rollback": "Remove the target volume folders; workloads stay at 0 replicas.",
-        "params": ["environment", "apply", "run_dir", *SOURCE, *TARGET, *CLEAN, "require_promtool"],
+        "purpose": "Move every volume as a tar stream through one port — helper pods and `pods/exec` on a live "
+                   "cluster, archives and folders offline — with owners derived from the target pod spec, and prove "
+                   "that nothing was lost: per-file manifests read on both sides from disk must be equal, and the "
+                   "applications' own data must check out.",
+        "pre": "Phase 60 (workloads that mount volumes held at 0 replicas on the target).",
+        "changes": "With `apply: true`: helper pods on both clusters (deleted at the end); on a live source the "
+                   "workloads that write the volumes are scaled to 0 (replicas recorded on them); the target volumes; "
+                   "then held workloads are released.",
+        "rollback": "Scale the source workloads back to the count in their `k3smig.io/pre-quiesce-replicas` "
+                    "annotation; target workloads stay at 0 replicas until their volumes are proven.",
+        "params": ["environment", "apply", "run_dir", *SOURCE, *TARGET, *CLEAN, "existing", "require_promtool",
+                   "quiesce", "include_loki", "volume_helper_image"],
         "start": "phase = k3smig.data.start(cfg)",
         "cells": [
             ("Volumes to move.", "phase.volume_table()"),
-            ("Source manifests, hashed from the archive streams.", "phase.source_manifests_table()"),
-            ("Ownership plan: owners seen on the source, the target pod's identity, the resulting action.",
-             "phase.ownership()"),
-            ("Source databases must be intact before anything is written.", "phase.source_checks()"),
-            ("Restore.", "phase.transfer()"),
-            ("Manifests compared entry by entry (path, type, size, mode, owner, link, sha256).", "phase.verify()"),
-            ("Application checks: SQLite integrity and row counts, Grafana dashboards, Vaultwarden attachments, "
-             "Prometheus configuration.", "phase.app_checks()"),
-            ("Held workloads released once all of their volumes are proven.", "phase.release()"),
-            ("Outcome of the phase.", "phase.finish()"),
+            ("Source manifests, hashed in place (in a helper pod, or from the archive): nothing is copied yet.",
+             "phase.source_manifests_table()"),
+            ("Ownership plan: owners seen on the source, the target pod's identity, the resulting action, and who "
+             "writes the target volume (root only when the plan needs it).", "phase.ownership()"),
+            ("Capacity: bytes per volume against the target claim and the free space — refused before any write.",
+             "phase.capacity()"),
+            ("First pass while the application runs (live source): the final pass then has little to send.",
+             "phase.first_pass()"),
+            ("Quiesce: the source workloads that write the volumes are scaled to 0, their replicas recorded on them.",
+             "phase.quiesce()"),
+            ("Source databases must be intact before the final copy.", "phase.source_checks()"),
+            ("Final pass: only what differs is sent (everything the first time, nothing on a re-run).",
+             "phase.transfer()"),
+            ("Target re-read from its own disk and compared entry by entry (path, type, size, mode, owner, link, "
+             "sha256); a live source is hashed again to catch writes during the copy.", "phase.verify()"),
+            ("Application checks on both sides: SQLite integrity and row counts, Grafana dashboards and secret_key, "
+             "Vaultwarden keys, attachments and sends, Prometheus blocks and configuration.", "phase.app_checks()"),
+            ("Held workloads released once every volume they mount is proven; readiness and downtime on a live "
+             "target.", "phase.release()"),
+            ("Who read and wrote each volume, and why.", "phase.helpers()"),
+            ("Outcome of the phase (helper pods are deleted first).", "phase.finish()"),
         ],
     },
     "80_configure_network": {

@@ -8,12 +8,14 @@ Writes are all-or-nothing: when any object conflicts under the ``fail`` policy, 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 
 from k3smig_lib.backends.base import ApplyItem, ApplyResult, SourceInfo, VolumeRef
+from k3smig_lib.backends.directory_volumes import FolderVolume
 from k3smig_lib.core.objects import Obj, ref, sha256_of
 from k3smig_lib.core.order import sort_for_apply, stage_dir_name, stage_of
 from k3smig_lib.errors import TargetError
@@ -156,6 +158,7 @@ class DirectoryTarget:
             objs.append(obj)
         return objs
 
-    def volume_root(self, volume: VolumeRef) -> Path:
-        """Folder that holds the files of ``volume`` on the target."""
-        return self.root / "volumes" / volume.namespace / volume.claim
+    @contextmanager
+    def volume(self, volume: VolumeRef, *, user: tuple[int, int] | None = None) -> Iterator[FolderVolume]:
+        """The folder of ``volume`` behind the transfer port (``user`` is moot: this process writes it)."""
+        yield FolderVolume(self.root, volume)

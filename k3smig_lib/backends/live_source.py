@@ -28,12 +28,14 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import yaml
 
 from k3smig_lib.backends.base import SourceInfo, VolumeRef
 from k3smig_lib.backends.directory import dump_yaml
+from k3smig_lib.backends.live_volumes import PodVolume, open_pod_volume
+from k3smig_lib.core.config import DEFAULT_HELPER_IMAGE
 from k3smig_lib.core.objects import Obj, get_path, ref
 from k3smig_lib.errors import SourceError
 from k3smig_lib.k8s.client import ClusterRef, api_client, call_json, server_url
@@ -41,7 +43,9 @@ from k3smig_lib.k8s.discovery import ApiResource, Discovery, discover
 from k3smig_lib.k8s.errors import ApiCall
 from k3smig_lib.k8s.listing import PAGE_SIZE, ListStats, PageEvent, list_many
 from k3smig_lib.k8s.preflight import kube_system_uid, server_version
+from k3smig_lib.k8s.quiesce import Quiesced, quiesce_all
 from k3smig_lib.k8s.retry import DEFAULT_POLICY, RetryPolicy
+from k3smig_lib.k8s.volhelper import remaining, sweep
 
 #: (group, plural) never exported, with the reason (see the module docstring).
 SKIPPED_RESOURCES: dict[tuple[str, str], str] = {
@@ -107,6 +111,8 @@ class LiveSource:
         page_size: objects per list page.
         policy: retry policy of every call.
         on_page: told about every list page (progress lines, tests).
+        run_id: the run that owns the helper pods (their label; sweeps keep it).
+        helper_image: image of the volume helper pods.
     """
 
     def __init__(
@@ -117,7 +123,10 @@ class LiveSource:
         page_size: int = PAGE_SIZE,
         policy: RetryPolicy = DEFAULT_POLICY,
         on_page: Callable[[PageEvent], None] | None = None,
+        run_id: str = "",
+        helper_image: str = DEFAULT_HELPER_IMAGE,
     ) -> None:
+        self.run_id, self.helper_image = run_id, helper_image
         self.cluster = cluster
         self.side = cluster.side or "source"
         self.api = api_client(cluster)
@@ -186,16 +195,24 @@ class LiveSource:
         ]
         return sorted(vols, key=lambda v: v.id)
 
-    def open_volume(self, volume: VolumeRef) -> AbstractContextManager[BinaryIO]:
-        """Not yet: live volume bytes move in the data-path issue (helper pods, tar over exec).
+    # --- volumes (the transfer port) and quiescing -----------------------------------------------
 
-        Raises:
-            SourceError: always, naming the volume.
-        """
-        raise SourceError("reading volume data from a live cluster is not available yet",
-                          resource=f"persistentvolumeclaim/{volume.claim}", namespace=volume.namespace,
-                          fix="migrate the data with the snapshot path (volumes/<ns>/<claim>.tar.gz) until the live "
-                              "data path ships")
+    def volume(self, volume: VolumeRef) -> AbstractContextManager[PodVolume]:
+        """A helper pod on the claim (mounted read-only, as root so every file can be read), deleted after."""
+        return open_pod_volume(self.kube, volume, "source", run_id=self.run_id, image=self.helper_image, user=None,
+                               why="root on a read-only mount: reads every file whatever its owner and mode")
+
+    def quiesce(self, workloads: Sequence[tuple[str, str, str]]) -> list[Quiesced]:
+        """Scale ``(kind, namespace, name)`` workloads to 0, replicas recorded on them; wait for their pods."""
+        return quiesce_all(self.kube, workloads)
+
+    def sweep_helpers(self, *, keep_run: str = "") -> list[str]:
+        """Delete helper pods of other (crashed) runs on the source."""
+        return sweep(self.kube, keep_run=keep_run)
+
+    def helpers_left(self) -> list[str]:
+        """Helper pods still on the source."""
+        return remaining(self.kube)
 
 
 def _group_files(objects: Sequence[Obj]) -> dict[Path, list[Obj]]:

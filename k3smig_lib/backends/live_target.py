@@ -24,14 +24,16 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from k3smig_lib.backends.base import ApplyItem, ApplyResult, SourceInfo, VolumeRef
+from k3smig_lib.backends.live_volumes import PodVolume, open_pod_volume
+from k3smig_lib.core.config import DEFAULT_HELPER_IMAGE
 from k3smig_lib.core.objects import Obj, ref, sha256_of
 from k3smig_lib.core.order import sort_for_apply
-from k3smig_lib.errors import ConflictError, FatalError, ParameterError
+from k3smig_lib.errors import ConflictError, ParameterError
 from k3smig_lib.k8s.apply import (
     FIELD_MANAGER,
     CallCounts,
@@ -51,6 +53,7 @@ from k3smig_lib.k8s.apply import (
 from k3smig_lib.k8s.client import ClusterRef, api_client
 from k3smig_lib.k8s.lock import RunLock, holder_identity
 from k3smig_lib.k8s.readiness import READINESS_PREDICATES, crd_established, service_has_endpoints, wait_until
+from k3smig_lib.k8s.volhelper import remaining, sweep
 from k3smig_lib.log import logger
 
 POLICIES = ("fail", "update")
@@ -132,13 +135,17 @@ class LiveTarget:
         field_manager: manager name of every write.
         crd_timeout: seconds a CRD may take to become ``Established`` before its CRs are applied.
         api: an ``ApiClient`` to use instead of building one from ``cluster`` (tests, proxies).
+        run_id: the run that owns the volume helper pods (their label; sweeps keep it).
+        helper_image: image of the volume helper pods.
 
     Raises:
         ParameterError: unknown policy, or the kubeconfig/context cannot be loaded.
     """
 
     def __init__(self, cluster: ClusterRef, *, existing: str = "fail", field_manager: str = FIELD_MANAGER,
-                 crd_timeout: float = 60.0, api: Any = None) -> None:
+                 crd_timeout: float = 60.0, api: Any = None, run_id: str = "",
+                 helper_image: str = DEFAULT_HELPER_IMAGE) -> None:
+        self.run_id, self.helper_image = run_id, helper_image
         self.cluster = cluster
         self.existing = _policy(existing)
         self.crd_timeout = crd_timeout
@@ -169,14 +176,20 @@ class LiveTarget:
         """The live object with ``obj``'s identity (None when absent)."""
         return self.server.get(obj)
 
-    def volume_root(self, volume: VolumeRef) -> Path:
-        """Live volumes have no local folder.
+    def volume(self, volume: VolumeRef, *, user: tuple[int, int] | None = None) -> AbstractContextManager[PodVolume]:
+        """A helper pod on the target claim (root unless ``user`` is given), deleted after."""
+        why = "root: sets every numeric owner and mode as planned" if user is None else \
+            f"{user[0]}:{user[1]}: the volume's only owner, no chown needed"
+        return open_pod_volume(self.kube, volume, "target", run_id=self.run_id, image=self.helper_image, user=user,
+                               why=why)
 
-        Raises:
-            FatalError: always; live volume data arrives with the data phase's helper pods.
-        """
-        raise FatalError(f"volume {volume.id} lives on the target cluster, not in a local folder",
-                         fix="use the data phase's live transfer (pods/exec); volume_root is for directory targets")
+    def sweep_helpers(self, *, keep_run: str = "") -> list[str]:
+        """Delete helper pods of other (crashed) runs on the target."""
+        return sweep(self.kube, keep_run=keep_run)
+
+    def helpers_left(self) -> list[str]:
+        """Helper pods still on the target."""
+        return remaining(self.kube)
 
     def lock(self, run_id: str, *, duration: int = 900) -> RunLock:
         """The run lock (a Lease) of this target for ``run_id``."""

@@ -8,15 +8,17 @@ and an optional ``cluster.yaml`` describes the cluster (name, version, kube-syst
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import yaml
 
-from k3smig_lib.backends.base import SourceInfo, VolumeRef
+from k3smig_lib.backends.base import SourceInfo, VolumeAccess, VolumeRef
+from k3smig_lib.core.manifest import Manifest, manifest_from_tar
 from k3smig_lib.core.objects import Obj, get_path
+from k3smig_lib.core.transfer import extract_selected
 from k3smig_lib.errors import SourceError
 
 _MANIFEST_SUFFIXES = {".yaml", ".yml", ".json"}
@@ -157,3 +159,42 @@ class SnapshotSource:
         """Open the volume archive as a binary stream."""
         with self.archive_path(volume).open("rb") as fh:
             yield fh
+
+    @contextmanager
+    def volume(self, volume: VolumeRef) -> Iterator[ArchiveVolume]:
+        """The volume's archive behind the transfer port (nothing to start, nothing to stop)."""
+        yield ArchiveVolume(volume, self.archive_path(volume))
+
+
+class ArchiveVolume:
+    """A source volume read from its archive: the manifest is hashed from the archive, never extracted.
+
+    An archive cannot change while it is read (``immutable``) and is always sent whole (no ``subset``).
+    """
+
+    subset = False
+    immutable = True
+
+    def __init__(self, volume: VolumeRef, archive: Path) -> None:
+        self.volume = volume
+        self.archive = archive
+        self.access = VolumeAccess(side="source", where=f"archive {archive.name}", user="(archive)",
+                                   why="a snapshot archive is read as it is; owners are recorded in it")
+        self._manifest: Manifest | None = None
+
+    def manifest(self) -> Manifest:
+        """The archive's manifest (hashed once, streaming)."""
+        if self._manifest is None:
+            self._manifest = manifest_from_tar(self.archive)
+        return self._manifest
+
+    @contextmanager
+    def stream(self, paths: Sequence[str] | None = None, *, allow_changes: bool = False) -> Iterator[BinaryIO]:
+        """The whole archive (``paths`` is ignored: archives are sent whole; an archive never changes)."""
+        with self.archive.open("rb") as fh:
+            yield fh
+
+    def fetch(self, paths: Sequence[str], dest: Path) -> list[str]:
+        """Copy the named regular files out of the archive into ``dest``."""
+        with self.archive.open("rb") as fh:
+            return extract_selected(fh, paths, dest, str(self.archive))

@@ -23,6 +23,8 @@ from k3smig_lib.errors import ParameterError
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 BUNDLED_EXAMPLE = PACKAGE_ROOT / "examples" / "prod-cluster"
+#: Volume helper image: GNU tar, find and coreutils, small and public. Pin a digest, or point at a mirror.
+DEFAULT_HELPER_IMAGE = "docker.io/library/debian:bookworm-slim"
 
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _SECRET_NAME = re.compile(r"(pass(word|wd)?|pwd|secret|token|api[_-]?key|private[_-]?key|credential|bearer)", re.I)
@@ -73,6 +75,12 @@ class Settings(BaseModel):
     keep_helm_releases: bool = Field(False, description="copy sh.helm.release.v1.* Secrets (KEEP5)")
     age_recipient: str = Field("", description="age public key; Secrets in the target tree are SOPS-encrypted")
     require_promtool: bool = Field(False, description="fail when promtool is missing instead of a structural check")
+    # --- volume data -------------------------------------------------------------------------
+    quiesce: bool = Field(True, description="live source: scale writers to 0 for the final copy (false: one copy "
+                          "while running, may be inconsistent)")
+    include_loki: bool = Field(True, description="move Loki's volumes; false: Loki starts with no logs on the target")
+    volume_helper_image: str = Field(DEFAULT_HELPER_IMAGE, description="image of the volume helper pods (GNU tar); "
+                                     "pin a digest or use a mirror")
     # --- infrastructure ----------------------------------------------------------------------
     vm_name: str = Field("k3smig", description="Scaleway instance name")
     zone: str = Field("fr-par-1", description="Scaleway zone")

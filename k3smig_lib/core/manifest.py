@@ -237,11 +237,11 @@ def manifest_from_dir(root: Path) -> Manifest:
                     stack.append((de.path, rel + "/"))
                 elif stat.S_ISREG(est.st_mode) and est.st_nlink > 1:
                     inodes.setdefault((est.st_dev, est.st_ino), []).append(rel)
-    _canonical_hardlinks(entries, [g for g in inodes.values() if len(g) > 1])
+    canonical_hardlinks(entries, [g for g in inodes.values() if len(g) > 1])
     return Manifest(entries=entries, source=str(root))
 
 
-def _canonical_hardlinks(entries: dict[str, Entry], groups: list[list[str]]) -> None:
+def canonical_hardlinks(entries: dict[str, Entry], groups: list[list[str]]) -> None:
     """Make the smallest path of each hard-link group the ``f`` and the others ``h`` to it."""
     for group in groups:
         data = next((entries[p] for p in group if entries[p].type == "f"), None)
@@ -326,7 +326,7 @@ def _manifest_of(fh: IO[bytes], label: str) -> Manifest:
             seen.add(leader)
             leader = hardlinks[leader]
         groups.setdefault(leader, [leader]).append(path)
-    _canonical_hardlinks(entries, [g for g in groups.values() if g[0] in entries])
+    canonical_hardlinks(entries, [g for g in groups.values() if g[0] in entries])
     return Manifest(entries=entries, source=label)
 
 
@@ -411,5 +411,5 @@ def compare(source: Manifest, target: Manifest, *, remap: OwnershipPlan | None =
                         entries=len(src), mtime_drift=drift)
 
 
-__all__ = ["COMPARED_FIELDS", "Entry", "EntryType", "Manifest", "ManifestDiff", "compare",
+__all__ = ["COMPARED_FIELDS", "Entry", "EntryType", "Manifest", "ManifestDiff", "canonical_hardlinks", "compare",
            "manifest_from_dir", "manifest_from_tar"]

@@ -15,6 +15,10 @@ from typing import Any
 Obj = dict[str, Any]
 
 #: Kinds that live outside namespaces (enough for ordering and reports; live discovery is exact).
+#: Annotations k3smig itself writes on live objects (read back by the cleaner and by rollback).
+PRE_QUIESCE = "k3smig.io/pre-quiesce-replicas"
+QUIESCED_AT = "k3smig.io/quiesced-at"
+
 CLUSTER_SCOPED_KINDS = frozenset(
     {
         "Namespace", "Node", "PersistentVolume", "StorageClass", "ClusterRole", "ClusterRoleBinding",
@@ -117,3 +121,21 @@ def pod_spec(obj: Obj) -> Obj | None:
         return spec if isinstance(spec, dict) else None
     spec = get_path(obj, "spec.template.spec")
     return spec if isinstance(spec, dict) else None
+
+
+def intended_replicas(obj: Obj) -> int:
+    """Replicas a workload is meant to run: the count k3smig recorded when it quiesced it, else ``spec.replicas``.
+
+    A source held at 0 by an earlier run of this migration still needs its real capacity planned.
+
+    Examples:
+        >>> intended_replicas({"spec": {"replicas": 0}, "metadata": {"annotations": {PRE_QUIESCE: "2"}}})
+        2
+        >>> intended_replicas({"spec": {}})
+        1
+    """
+    recorded = str(annotations_of(obj).get(PRE_QUIESCE, ""))
+    if recorded.isdigit():
+        return int(recorded)
+    value = get_path(obj, "spec.replicas")
+    return 1 if value is None else int(value)

@@ -46,7 +46,9 @@ def open_source(cfg: Settings) -> Source:
         from k3smig_lib.backends.live_source import LiveSource
 
         _LIVE_SOURCES[key] = LiveSource(ref)
-    return _LIVE_SOURCES[key]
+    live = _LIVE_SOURCES[key]
+    live.run_id, live.helper_image = cfg.run_path().name, cfg.volume_helper_image  # type: ignore[attr-defined]
+    return live
 
 
 def secret_codec(cfg: Settings) -> tuple[Callable[[Obj], Obj], Callable[[Obj], Obj] | None]:
@@ -83,7 +85,8 @@ def open_target(cfg: Settings) -> Target:
         return DirectoryTarget(cfg.target_path(), seal=seal, unseal=unseal)
     from k3smig_lib.backends.live_target import LiveTarget
 
-    return LiveTarget(target_ref(cfg), existing=cfg.existing)
+    return LiveTarget(target_ref(cfg), existing=cfg.existing, run_id=cfg.run_path().name,
+                      helper_image=cfg.volume_helper_image)
 
 
 def clean_options(cfg: Settings) -> CleanOptions:

@@ -1,52 +1,62 @@
 """Phase 70 · migrate volume data and prove nothing was lost.
 
-Per volume: source manifest from the archive stream (hashed, never trusted), an ownership plan derived
-from the *target* pod spec, a fail-closed extraction into a fresh target folder, a manifest re-read from
-disk, an exact comparison, and application checks (SQLite, Grafana dashboards, Vaultwarden attachments,
-Prometheus configuration). Held workloads are released only when all of their volumes are proven.
+One code path for every backend pair (snapshot archives or a live cluster as source; a folder tree or
+a live K3s cluster as target), through the volume port of :mod:`k3smig_lib.backends.base`:
+
+1. the source manifest of every volume, hashed in place (in a helper pod, or from the archive);
+2. the ownership plan, from the *target* pod spec; who writes the target volume and why;
+3. capacity: bytes per volume against the target claim and the free space, refused before any write;
+4. live sources: a first pass while the application runs, then the workloads that mount the volume are
+   scaled to 0 on the source (replicas recorded on the objects) and their pods waited out;
+5. the source databases checked (a corrupt source stops here), then the final pass: only what changed;
+6. the proof: the target re-read from its own disk and compared entry by entry, the source re-hashed;
+7. application checks on both sides (SQLite, Grafana, Vaultwarden, Prometheus), then release: a held
+   workload goes back to its replicas only when every volume it mounts is proven.
+
+Helper pods live for the phase and are deleted in every outcome (``finish``, or at kernel exit); the
+next run sweeps any a killed run left behind.
 """
 
 from __future__ import annotations
 
-import os
+import atexit
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from k3smig_lib.backends.base import VolumeRef
-from k3smig_lib.backends.snapshot import SnapshotSource
-from k3smig_lib.core.appchecks import (
-    compare_sqlite,
-    grafana_dashboards,
-    prometheus_check,
-    sqlite_check,
-    vaultwarden_attachments,
+from k3smig_lib.backends.base import SourceVolume, TargetVolume, VolumeRef
+from k3smig_lib.core.appchecks import grafana_dashboards, prometheus_check
+from k3smig_lib.core.appchecks_sqlite import compare_sqlite, sqlite_check
+from k3smig_lib.core.appdata import (
+    block_meta_paths,
+    database_paths,
+    databases,
+    grafana_secret_key,
+    prometheus_blocks,
+    vaultwarden_files,
 )
 from k3smig_lib.core.config import Settings
-from k3smig_lib.core.manifest import Manifest, compare, manifest_from_dir, manifest_from_tar
-from k3smig_lib.core.objects import Obj, pod_spec, ref
-from k3smig_lib.core.ownership import OwnershipPlan, apply_ownership, plan_ownership
-from k3smig_lib.core.tarsafe import safe_extract
+from k3smig_lib.core.manifest import Manifest
+from k3smig_lib.core.objects import PRE_QUIESCE, Obj, get_path, pod_spec, ref
+from k3smig_lib.core.ownership import OwnershipPlan, plan_ownership
 from k3smig_lib.phases._base import PhaseRun
 from k3smig_lib.phases._context import open_source, open_target
-from k3smig_lib.phases.deploy import VERIFIED, desired_objects, mounts_claims, release
+from k3smig_lib.phases._datapath import PassRecord, Proof, copy_pass, prove
+from k3smig_lib.phases.deploy import INTENDED, VERIFIED, desired_objects, release
 from k3smig_lib.show import progress
 
 PHASE = "70_migrate_data"
-SQLITE_MAGIC = b"SQLite format 3\x00"
+LOKI_IMAGES = ("grafana/loki",)
 
 
-def _is_sqlite(path: Path) -> bool:
-    try:
-        with path.open("rb") as fh:
-            return fh.read(16) == SQLITE_MAGIC
-    except OSError:
-        return False
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def consumer_spec(objects: list[Obj], volume: VolumeRef) -> Obj | None:
@@ -62,7 +72,7 @@ def consumer_spec(objects: list[Obj], volume: VolumeRef) -> Obj | None:
             return spec
         for tpl in (obj.get("spec") or {}).get("volumeClaimTemplates") or []:
             name = tpl["metadata"]["name"]
-            if volume.claim.startswith(f"{name}-{ref(obj).name}-"):
+            if volume.claim in statefulset_claims(obj, name, _ordinals(volume.claim)):
                 # the StatefulSet controller adds this volume to each pod: do the same for the plan
                 volumes = [v for v in spec.get("volumes") or [] if v.get("name") != name]
                 added = {"name": name, "persistentVolumeClaim": {"claimName": volume.claim}}
@@ -70,189 +80,392 @@ def consumer_spec(objects: list[Obj], volume: VolumeRef) -> Obj | None:
     return None
 
 
-@contextmanager
-def _source_copy(source: SnapshotSource, volume: VolumeRef) -> Iterator[Path]:
-    """Extract the source volume into a private temp folder (for application checks of the source side)."""
-    tmp = Path(tempfile.mkdtemp(prefix="k3smig-src-"))
-    try:
-        safe_extract(source.archive_path(volume), tmp / "v")
-        yield tmp / "v"
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def _ordinals(claim: str) -> int:
+    tail = claim.rsplit("-", 1)[-1]
+    return int(tail) + 1 if tail.isdigit() else 0
+
+
+def statefulset_claims(obj: Obj, template: str, replicas: int) -> list[str]:
+    """Claims a StatefulSet's pods use for ``template``: ``<template>-<name>-<ordinal>``, one per replica.
+
+    Examples:
+        >>> statefulset_claims({"metadata": {"name": "loki"}}, "storage", 2)
+        ['storage-loki-0', 'storage-loki-1']
+    """
+    return [f"{template}-{ref(obj).name}-{i}" for i in range(replicas)]
+
+
+def required_claims(obj: Obj) -> list[str]:
+    """Every claim a held workload needs proven before release: all replicas' claims of a StatefulSet.
+
+    Examples:
+        >>> sts = {"kind": "StatefulSet", "metadata": {"name": "db", "annotations": {INTENDED: "2"}},
+        ...        "spec": {"volumeClaimTemplates": [{"metadata": {"name": "data"}}], "template": {"spec": {}}}}
+        >>> required_claims(sts)
+        ['data-db-0', 'data-db-1']
+    """
+    spec = pod_spec(obj) or {}
+    claims = [str(v["persistentVolumeClaim"]["claimName"]) for v in spec.get("volumes") or []
+              if isinstance(v, dict) and "persistentVolumeClaim" in v]
+    intended = int(((obj.get("metadata") or {}).get("annotations") or {}).get(INTENDED, "1"))
+    for tpl in get_path(obj, "spec.volumeClaimTemplates", []) or []:
+        claims += statefulset_claims(obj, str(tpl["metadata"]["name"]), intended)
+    return claims
+
+
+def is_loki(objects: list[Obj], volume: VolumeRef) -> bool:
+    """The volume belongs to a Loki workload (by image)."""
+    spec = consumer_spec(objects, volume) or {}
+    return any(any(i in str(c.get("image", "")) for i in LOKI_IMAGES) for c in spec.get("containers") or [])
+
+
+def target_user(plan: OwnershipPlan, manifest: Manifest) -> tuple[tuple[int, int] | None, str]:
+    """Who writes the target volume: its single non-root owner when nothing needs a chown, else root.
+
+    Examples:
+        >>> from k3smig_lib.core.manifest import Entry
+        >>> m = Manifest({".": Entry(".", "d", 0, 0o755, 472, 472, "", "", 0)}, "s")
+        >>> target_user(plan_ownership("g", m, None), m)[0]
+        (472, 472)
+    """
+    owners = {plan.expected(e.uid, e.gid) for e in manifest.entries.values()}
+    if plan.action == "chown":
+        return None, f"root: the plan changes owners ({plan.note})"
+    if len(owners) == 1:
+        uid, gid = owners.pop()
+        if uid != 0:
+            return (uid, gid), f"{uid}:{gid}, the only owner in the volume: no chown needed, so no root"
+        return None, "root: the volume's files belong to root"
+    return None, f"root: the volume holds {len(owners)} different owners, kept as they are"
 
 
 class Data(PhaseRun):
-    """State of the data notebook."""
+    """State of the data notebook: the volume sessions (helper pods) live until :meth:`finish`."""
 
     def __init__(self, cfg: Settings) -> None:
         super().__init__(cfg=cfg, phase=PHASE)
-        source = open_source(cfg)
+        self.source = open_source(cfg)
         self.target = open_target(cfg)
         self.objects, _ = desired_objects(cfg, self.target)
+        self.live_source = cfg.source_kind == "cluster"
+        self.live = self.live_source or cfg.target_kind == "cluster"
         self.plans: dict[str, OwnershipPlan] = {}
-        self.source_manifests: dict[str, Manifest] = {}
+        self.users: dict[str, tuple[tuple[int, int] | None, str]] = {}
+        self.first: dict[str, Manifest] = {}
+        self.final: dict[str, Manifest] = {}
+        self.proofs: dict[str, Proof] = {}
         self.verified: set[str] = set()
+        self.skipped: dict[str, str] = {}
+        self.quiesced_at: dict[str, str] = {}
+        self.passes: list[PassRecord] = []
+        self._src: dict[str, SourceVolume] = {}
+        self._dst: dict[str, TargetVolume] = {}
+        self._dst_stacks: dict[str, ExitStack] = {}
+        self._stack = ExitStack()
+        atexit.register(self.close)
         self.volumes: list[VolumeRef] = []
-        # live volumes (helper pods, tar over pods/exec) arrive with the live data path
-        live = not isinstance(source, SnapshotSource) or cfg.target_kind != "directory"
-        self.unavailable = "live volumes move with the live data path (a later release); " \
-            "workloads that mount them stay at 0 replicas" if live else ""
-        if self.unavailable:
-            self.summary["data"] = "not migrated: " + self.unavailable
-            return
-        assert isinstance(source, SnapshotSource)
-        self.source: SnapshotSource = source
-        self.volumes = source.list_volumes()
+        for v in self.source.list_volumes():
+            if not cfg.include_loki and is_loki(self.objects, v):
+                self.skipped[v.id] = "include_loki: false: Loki's logs are not moved; it starts empty on the target"
+            else:
+                self.volumes.append(v)
+        if self.live and cfg.apply:
+            self._sweep()
 
-    def _not_here(self) -> pd.DataFrame | None:
-        return pd.DataFrame([{"data path": "not run: " + self.unavailable}]) if self.unavailable else None
+    # --- sessions ------------------------------------------------------------------------------
+
+    def _sweep(self) -> None:
+        for side in (self.source, self.target):
+            sweep = getattr(side, "sweep_helpers", None)
+            if sweep is not None:
+                gone = sweep(keep_run=self.cfg.run_path().name)
+                if gone:
+                    self.warnings.append(f"removed {len(gone)} helper pod(s) left by an earlier run: {', '.join(gone)}")
+
+    @property
+    def can_read(self) -> bool:
+        """Reading a live volume starts a helper pod: a write, so only with ``apply: true``."""
+        return self.cfg.apply or not self.live_source
+
+    def _source(self, v: VolumeRef) -> SourceVolume:
+        if v.id not in self._src:
+            self._src[v.id] = self._stack.enter_context(self.source.volume(v))
+        return self._src[v.id]
+
+    def _target(self, v: VolumeRef) -> TargetVolume:
+        user = self.users.get(v.id, (None, ""))[0]
+        if v.id not in self._dst:
+            stack = ExitStack()
+            self._dst[v.id] = stack.enter_context(self.target.volume(v, user=user))
+            self._dst_stacks[v.id] = stack
+            current = self._dst[v.id].manifest() if user is not None else None
+            if current is not None and current.entries["."].uid != user[0]:  # type: ignore[index]
+                # a new volume's root folder belongs to root; setting its owner needs a root writer
+                stack.close()
+                self.users[v.id] = (None, f"root: the target volume's root folder belongs to "
+                                    f"{current.entries['.'].uid}:{current.entries['.'].gid} and must change")
+                return self._target(v)
+        return self._dst[v.id]
+
+    def close(self) -> None:
+        """Close every volume session (helper pods are deleted); safe to call twice."""
+        for stack in self._dst_stacks.values():
+            stack.close()
+        self._dst_stacks.clear()
+        self._dst.clear()
+        self._stack.close()
+        self._src.clear()
+
+    def _not_read(self) -> pd.DataFrame | None:
+        if self.can_read:
+            return None
+        return pd.DataFrame([{"data": "dry run: reading a live volume starts a helper pod (a write); "
+                                      "set apply: true to read, copy and prove the volumes"}])
+
+    # --- steps ---------------------------------------------------------------------------------
 
     def volume_table(self) -> pd.DataFrame:
-        """Volumes to move, with their class and size on the source."""
-        if (skip := self._not_here()) is not None:
-            return skip
+        """Volumes to move, with their class and size on the source (and the ones left out, with why)."""
         rows = [{"volume": v.id, "storageClass": v.storage_class, "size": v.size,
-                 "accessModes": ", ".join(v.access_modes), "target folder": str(self.target.volume_root(v))}
-                for v in self.volumes]
-        self.summary["volumes"] = len(rows)
+                 "accessModes": ", ".join(v.access_modes), "moves": "yes"} for v in self.volumes]
+        rows += [{"volume": vid, "storageClass": "", "size": "", "accessModes": "", "moves": f"no: {why}"}
+                 for vid, why in sorted(self.skipped.items())]
+        self.summary["volumes"] = len(self.volumes)
         return self.save_table("volumes", pd.DataFrame(rows))
 
     def source_manifests_table(self) -> pd.DataFrame:
-        """Hash every member of every source archive (streaming; nothing written)."""
-        if (skip := self._not_here()) is not None:
+        """Hash every source volume in place: in a helper pod, or from its archive (nothing is copied)."""
+        if (skip := self._not_read()) is not None:
             return skip
         rows = []
         for v in progress(self.volumes, desc="hashing source volumes"):
-            with self.source.open_volume(v) as stream:
-                m = manifest_from_tar(stream)
-            self.source_manifests[v.id] = m
+            sv = self._source(v)
+            m = sv.manifest()
+            self.first[v.id] = m
             self.save_text(f"manifests/{v.namespace}__{v.claim}.source.json", m.to_json())
-            rows.append({"volume": v.id, **m.totals, "root_hash": m.root_hash[:20]})
+            rows.append({"volume": v.id, "read by": f"{sv.access.where} as {sv.access.user}", **m.totals,
+                         "root_hash": m.root_hash[:20]})
         return self.save_table("source_manifests", pd.DataFrame(rows))
 
+    def _manifest(self, v: VolumeRef) -> Manifest:
+        if v.id not in self.first:
+            self.first[v.id] = self._source(v).manifest()
+        return self.first[v.id]
+
     def ownership(self) -> pd.DataFrame:
-        """Ownership plan per volume: owners seen, the target pod's identity, the resulting action."""
-        if (skip := self._not_here()) is not None:
+        """Ownership plan per volume, and who writes the target volume (root only when the plan needs it)."""
+        if (skip := self._not_read()) is not None:
             return skip
         rows = []
         for v in self.volumes:
-            plan = plan_ownership(v.id, self.source_manifests[v.id], consumer_spec(self.objects, v))
+            manifest = self._manifest(v)
+            plan = plan_ownership(v.id, manifest, consumer_spec(self.objects, v))
             self.plans[v.id] = plan
+            self.users[v.id] = target_user(plan, manifest)
             seen = "; ".join(f"{h['uid']}:{h['gid']} ({h['files']} files, {h['dirs']} dirs)" for h in plan.histogram)
             rows.append({"volume": v.id, "owners on source": seen,
                          "target uid": "" if plan.target_uid is None else str(plan.target_uid),
                          "target gid": "" if plan.target_gid is None else str(plan.target_gid),
-                         "from": plan.source, "action": plan.action,
-                         "note": plan.note})
+                         "from": plan.source, "action": plan.action, "note": plan.note,
+                         "target writer": self.users[v.id][1]})
         return self.save_table("ownership_plan", pd.DataFrame(rows))
 
-    def source_checks(self) -> pd.DataFrame:
-        """SQLite integrity of the source databases — a corrupt source stops the phase before any write."""
-        if (skip := self._not_here()) is not None:
+    def _plan(self, v: VolumeRef) -> OwnershipPlan:
+        if v.id not in self.plans:
+            self.ownership()
+        return self.plans[v.id]
+
+    def capacity(self) -> pd.DataFrame:
+        """Bytes per volume (sparse files at their apparent size) against the target claim and free space."""
+        if (skip := self._not_read()) is not None:
             return skip
         rows = []
         for v in self.volumes:
-            with _source_copy(self.source, v) as root:
-                for db in sorted(p for p in root.rglob("*") if p.is_file() and _is_sqlite(p)):
-                    rep = sqlite_check(db)
-                    rows.append({"volume": v.id, "database": str(db.relative_to(root)), "integrity": rep.integrity,
+            self._plan(v)
+            need = self._manifest(v).totals["bytes"]
+            if not self.cfg.apply and self.cfg.target_kind == "cluster":
+                rows.append({"volume": v.id, "bytes": need, "requested": v.size, "free": "not read in a dry run",
+                             "fits": "not checked"})
+                continue
+            dst = self._target(v)
+            cap = dst.capacity()
+            fits = (cap.requested is None or need <= cap.requested) and (cap.free is None or need <= cap.free)
+            rows.append({"volume": v.id, "bytes": need, "requested": cap.requested, "free": cap.free,
+                         "writer": f"{dst.access.where} as {dst.access.user}", "fits": fits})
+            if cap.requested is not None and need > cap.requested:
+                self.errors.append(f"{v.id}: the volume holds {need} bytes (sparse files counted at their apparent "
+                                   f"size) but the target claim requests {cap.requested}: refused before any write "
+                                   "(raise the claim's spec.resources.requests.storage)")
+            elif cap.free is not None and need > cap.free:
+                self.errors.append(f"{v.id}: the volume holds {need} bytes but only {cap.free} are free where the "
+                                   "target volume lives: refused before any write (grow the disk, disk_gb)")
+        return self.save_table("capacity", pd.DataFrame(rows))
+
+    def first_pass(self) -> pd.DataFrame:
+        """Live source, quiesce on: copy while the application runs, so the final pass has little to send."""
+        if not (self.live_source and self.cfg.quiesce):
+            return pd.DataFrame([{"first pass": "not needed: " + ("an archive does not change" if not
+                                  self.live_source else "quiesce: false (one copy while the application runs)")}])
+        if not self.cfg.apply:
+            return pd.DataFrame([{"first pass": "dry run: nothing copied"}])
+        if self.errors:
+            return pd.DataFrame([{"first pass": "not run: the checks above failed"}])
+        rows = []
+        for v in progress(self.volumes, desc="first pass"):
+            rec = copy_pass(self._source(v), self._target(v), self._plan(v), name="pass 1 (application running)",
+                            source=self._manifest(v), allow_changes=True)
+            self.passes.append(rec)
+            rows.append(rec.row())
+        return self.save_table("first_pass", pd.DataFrame(rows))
+
+    def _workloads(self) -> list[tuple[str, str, str]]:
+        """Source Deployments/StatefulSets that mount a migrated claim."""
+        claims = {v.id for v in self.volumes}
+        out = []
+        for obj in self.source.list_objects():
+            kind = str(obj.get("kind"))
+            if kind not in ("Deployment", "StatefulSet"):
+                continue
+            mounted = {f"{ref(obj).namespace}/{c}" for c in required_claims(_with_intended(obj))}
+            if mounted & claims:
+                out.append((kind, ref(obj).namespace, ref(obj).name))
+        return sorted(out)
+
+    def quiesce(self) -> pd.DataFrame:
+        """Scale the source workloads that write the volumes to 0 (replicas recorded on them), pods waited out."""
+        if not self.live_source:
+            return pd.DataFrame([{"quiesce": "not needed: the source is an export, not a running cluster"}])
+        if not self.cfg.quiesce:
+            self.warnings.append("quiesce: false: the volumes are copied while the applications run; the copy may "
+                                 "be inconsistent, and any change during the copy fails the proof")
+            return pd.DataFrame([{"quiesce": "off (quiesce: false): the copy may be inconsistent"}])
+        if not self.cfg.apply or self.errors:
+            return pd.DataFrame([{"quiesce": "dry run: nothing scaled" if not self.cfg.apply else
+                                  "not run: the checks above failed"}])
+        done = self.source.quiesce(self._workloads())  # type: ignore[attr-defined]
+        for q in done:
+            self.quiesced_at[q.workload] = q.at
+        self.summary["workloads quiesced"] = len(done)
+        return self.save_table("quiesce", pd.DataFrame([
+            {"workload": q.workload, "replicas before": q.replicas, "scaled to 0 at": q.at,
+             "state": "already at 0 (earlier run)" if q.already else "scaled to 0 now"} for q in done]))
+
+    def source_checks(self) -> pd.DataFrame:
+        """SQLite integrity of the source databases (quiesced): a corrupt source stops before the final copy."""
+        if (skip := self._not_read()) is not None:
+            return skip
+        rows = []
+        for v in self.volumes:
+            with self._fetched(self._source(v), database_paths(self._final_manifest(v))) as (folder, found):
+                for rel in databases(found):
+                    rep = sqlite_check(folder / rel)
+                    rows.append({"volume": v.id, "database": rel, "integrity": rep.integrity,
                                  "tables": len(rep.tables), "rows": sum(rep.tables.values())})
                     if not rep.ok:
-                        self.errors.append(f"{v.id}: {db.name} fails integrity_check on the source")
+                        self.errors.append(f"{v.id}: {rel} fails integrity_check on the source")
         return self.save_table("source_sqlite", pd.DataFrame(rows))
 
+    def _final_manifest(self, v: VolumeRef) -> Manifest:
+        """The source manifest the final pass copies and the proof compares against."""
+        if v.id not in self.final:
+            sv = self._source(v)
+            self.final[v.id] = self._manifest(v) if sv.immutable else sv.manifest()  # a live one: read it again now
+        return self.final[v.id]
+
     def transfer(self) -> pd.DataFrame:
-        """Restore each volume into its target folder (fresh, fail closed); skip volumes already equal."""
-        if (skip := self._not_here()) is not None:
-            return skip
-        rows = []
+        """The final pass: send what differs (everything the first time, nothing on a re-run)."""
+        if not self.cfg.apply:
+            return pd.DataFrame([{"volume": v.id, "action": "planned", "detail": "dry run: nothing written"}
+                                 for v in self.volumes])
         if self.errors:
-            return pd.DataFrame([{"result": "not run: the source checks failed"}])
-        for v in progress(self.volumes, desc="restoring volumes"):
-            rows.append(self._transfer_one(v))
+            return pd.DataFrame([{"result": "not run: the checks above failed"}])
+        rows = []
+        sent = 0
+        name = "final pass" if self.passes else "copy"
+        for v in progress(self.volumes, desc="final pass"):
+            manifest = self._final_manifest(v)
+            self.save_text(f"manifests/{v.namespace}__{v.claim}.source.json", manifest.to_json())
+            rec = copy_pass(self._source(v), self._target(v), self._plan(v), source=manifest, name=name)
+            self.passes.append(rec)
+            rows.append(rec.row())
+            sent += rec.bytes_sent
+        self.summary["bytes sent"] = sent
         return self.save_table("transfer", pd.DataFrame(rows))
 
-    def _transfer_one(self, v: VolumeRef) -> dict[str, Any]:
-        root, plan = self.target.volume_root(v), self.plans[v.id]
-        if not self.cfg.apply:
-            return {"volume": v.id, "action": "planned", "detail": f"would extract into {root}"}
-        if root.exists():
-            diff = compare(self.source_manifests[v.id], manifest_from_dir(root), remap=plan)
-            if diff.equal:
-                return {"volume": v.id, "action": "unchanged", "detail": "target already equal (not re-copied)"}
-            self.errors.append(f"{v.id}: target folder {root} holds other data ({diff.summary()})")
-            return {"volume": v.id, "action": "refused", "detail": "stale target: remove the folder and re-run"}
-        root.parent.mkdir(parents=True, exist_ok=True)
-        report = safe_extract(self.source.archive_path(v), root)
-        changed = apply_ownership(root, plan) if plan.action == "chown" and os.geteuid() == 0 else 0
-        return {"volume": v.id, "action": "restored", "detail": f"{report.members} members, {report.bytes} bytes,"
-                f" owners {'applied' if report.owners_applied else 'not applied (not root)'}, {changed} chowned"}
-
     def verify(self) -> pd.DataFrame:
-        """Re-read every target folder and compare it with the source manifest, entry by entry."""
-        if (skip := self._not_here()) is not None:
-            return skip
-        rows = []
+        """Re-read every target volume from its disk and compare it entry by entry with the source."""
         if not self.cfg.apply:
             return pd.DataFrame([{"result": "dry run: nothing to compare"}])
-        as_root = os.geteuid() == 0
+        if self.errors:
+            return pd.DataFrame([{"result": "not run: the volumes were not copied"}])
+        rows = []
         for v in self.volumes:
-            root = self.target.volume_root(v)
-            if not root.exists():
-                rows.append({"volume": v.id, "equal": False, "detail": "target folder missing"})
-                continue
-            target = manifest_from_dir(root)
-            self.save_text(f"manifests/{v.namespace}__{v.claim}.target.json", target.to_json())
-            diff = compare(self.source_manifests[v.id], target, remap=self.plans[v.id])
-            changed = diff.changed if as_root else [(p, f) for p, f in diff.changed if set(f) - {"uid", "gid"}]
-            equal = not diff.missing and not diff.extra and not changed
-            if equal:
+            proof = prove(self._source(v), self._target(v), self._plan(v), self._final_manifest(v))
+            self.proofs[v.id] = proof
+            self.save_text(f"manifests/{v.namespace}__{v.claim}.target.json", proof.target.to_json())
+            if proof.proven:
                 self.verified.add(v.id)
             else:
-                self.errors.append(f"{v.id}: manifests differ ({diff.summary()})")
-            rows.append({"volume": v.id, "equal": equal, "entries": len(target.entries),
-                         "missing": len(diff.missing), "extra": len(diff.extra), "changed": len(changed),
-                         "source root hash": self.source_manifests[v.id].root_hash[:20],
-                         "target root hash": target.root_hash[:20]})
-        if not as_root:
-            self.warnings.append("not root: owners were not applied, uid/gid left out of the comparison")
+                self.errors.append(f"{v.id}: {proof.problem()}")
+            if proof.owners_ignored:
+                self.warnings.append(f"{v.id}: not root: owners were not applied, uid/gid left out of the comparison")
+            rows.append({"volume": v.id, "equal": proof.proven, "entries": len(proof.target.entries),
+                         "missing": len(proof.diff.missing), "extra": len(proof.diff.extra),
+                         "changed": len(proof.diff.changed), "changed on source during copy":
+                         len(proof.changed_on_source),
+                         "source root hash": self._final_manifest(v).root_hash[:20],
+                         "target root hash": proof.target.root_hash[:20]})
         self.summary["volumes verified"] = len(self.verified)
         return self.save_table("manifest_compare", pd.DataFrame(rows))
 
+    @contextmanager
+    def _fetched(self, side: SourceVolume | TargetVolume, paths: list[str]) -> Iterator[tuple[Path, list[str]]]:
+        """Small files of one side in a private temporary folder, removed afterwards."""
+        folder = Path(tempfile.mkdtemp(prefix="k3smig-check-"))
+        try:
+            yield folder, side.fetch(paths, folder) if paths else []
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
     def app_checks(self) -> pd.DataFrame:
-        """Application proofs on both sides: SQLite integrity and row counts, dashboards, attachments."""
-        if (skip := self._not_here()) is not None:
-            return skip
-        rows: list[dict[str, Any]] = []
+        """Application proofs on both sides: SQLite, Grafana, Vaultwarden, Prometheus blocks and config."""
         if not self.cfg.apply:
             return pd.DataFrame([{"result": "dry run: no target data to check"}])
         if self.errors:
             return pd.DataFrame([{"result": "not run: the volumes above are not proven equal"}])
+        rows: list[dict[str, Any]] = []
         for v in self.volumes:
-            with _source_copy(self.source, v) as src:
-                rows += self._sqlite_rows(v, src, self.target.volume_root(v))
-                rows += self._app_rows(v, src, self.target.volume_root(v))
+            rows += self._volume_checks(v)
         rows += self._prometheus_rows()
+        rows += self._runner_rows()
         for row in rows:
             if row["result"] == "FAIL":
                 self.errors.append(f"{row['volume']}: {row['check']} {row['detail']}")
         return self.save_table("app_checks", pd.DataFrame(rows))
 
-    def _sqlite_rows(self, v: VolumeRef, src: Path, dst: Path) -> list[dict[str, Any]]:
+    def _volume_checks(self, v: VolumeRef) -> list[dict[str, Any]]:
+        source, target = self._final_manifest(v), self.proofs[v.id].target
+        wanted = sorted(set(database_paths(source)) | set(block_meta_paths(source)))
+        with self._fetched(self._source(v), wanted) as (src, _), self._fetched(self._target(v), wanted) as (dst, _):
+            rows = self._sqlite_rows(v, src, dst, databases(database_paths(source)))
+            rows += self._app_rows(v, source, target, src, dst)
+        return rows
+
+    def _sqlite_rows(self, v: VolumeRef, src: Path, dst: Path, dbs: list[str]) -> list[dict[str, Any]]:
         rows = []
-        for db in sorted(p for p in src.rglob("*") if p.is_file() and _is_sqlite(p)):
-            rel = db.relative_to(src)
+        for rel in dbs:
             if not (dst / rel).is_file():
                 rows.append({"volume": v.id, "check": f"sqlite {rel}", "result": "FAIL", "detail": "missing on target"})
                 continue
-            a, b = sqlite_check(db), sqlite_check(dst / rel)
+            a, b = sqlite_check(src / rel), sqlite_check(dst / rel)
             diffs = compare_sqlite(a, b)
             rows.append({"volume": v.id, "check": f"sqlite {rel}", "result": "PASS" if b.ok and not diffs else "FAIL",
                          "detail": f"integrity {b.integrity}; {len(b.tables)} tables, {sum(b.tables.values())} rows"
                          + (f"; differs: {', '.join(diffs[:3])}" if diffs else "; row counts equal")})
         return rows
 
-    def _app_rows(self, v: VolumeRef, src: Path, dst: Path) -> list[dict[str, Any]]:
+    def _app_rows(self, v: VolumeRef, source: Manifest, target: Manifest, src: Path, dst: Path
+                  ) -> list[dict[str, Any]]:
         rows = []
         if (src / "grafana.db").is_file():
             a, b = grafana_dashboards(src / "grafana.db"), grafana_dashboards(dst / "grafana.db")
@@ -260,12 +473,25 @@ class Data(PhaseRun):
             self.save_table(f"grafana_dashboards_{v.claim}", pd.DataFrame([vars(d) for d in b]))
             rows.append({"volume": v.id, "check": "grafana dashboards", "result": "PASS" if same else "FAIL",
                          "detail": f"{len(b)} dashboards; uid/version {'equal' if same else 'differ'}"})
-        if (src / "db.sqlite3").is_file() and (src / "attachments").exists():
-            rep = vaultwarden_attachments(dst)
-            ok = not rep.missing
-            rows.append({"volume": v.id, "check": "vaultwarden attachments", "result": "PASS" if ok else "FAIL",
-                         "detail": f"{rep.referenced} referenced, {rep.present} present, {len(rep.missing)} missing, "
-                         f"{len(rep.orphans)} orphans"})
+            for key in grafana_secret_key(self.objects + self._config_objects(), self.target.list_objects(),
+                                          v.namespace, v.claim):
+                rows.append({"volume": v.id, "check": "grafana secret_key",
+                             "result": "FAIL" if key.travelled is False else "PASS", "detail": key.describe()})
+        if (src / "db.sqlite3").is_file() and "attachments" in source.entries:
+            a_files, b_files = vaultwarden_files(src / "db.sqlite3", source), vaultwarden_files(dst / "db.sqlite3",
+                                                                                              target)
+            ok = b_files.ok and a_files.keys == b_files.keys
+            rows.append({"volume": v.id, "check": "vaultwarden keys, attachments, sends",
+                         "result": "PASS" if ok else "FAIL", "detail": b_files.describe()})
+            if b_files.orphans:
+                self.warnings.append(f"{v.id}: {len(b_files.orphans)} attachment files no row references")
+        metas = block_meta_paths(source)
+        if metas:
+            a_blocks, b_blocks = prometheus_blocks(src, metas), prometheus_blocks(dst, metas)
+            same = a_blocks == b_blocks and len(b_blocks) == len(metas)
+            rows.append({"volume": v.id, "check": "prometheus TSDB blocks", "result": "PASS" if same else "FAIL",
+                         "detail": f"{len(b_blocks)} blocks, {sum(b.series for b in b_blocks)} series; ULIDs, "
+                         f"time ranges and series counts {'equal' if same else 'differ'}"})
         return rows
 
     def _prometheus_rows(self) -> list[dict[str, Any]]:
@@ -283,26 +509,102 @@ class Data(PhaseRun):
                          "result": "FAIL" if fail else "PASS", "detail": (check.note or check.output)[:200]})
         return rows
 
+    def _runner_rows(self) -> list[dict[str, Any]]:
+        """GitLab Runner: the old and the new runner must not run at once with the same system id."""
+        rows = []
+        for obj in self.objects:
+            spec = pod_spec(obj) or {}
+            if not any("gitlab-runner" in str(c.get("image", "")) for c in spec.get("containers") or []):
+                continue
+            replicas = int(get_path(obj, "spec.replicas", 1) or 0)
+            detail = (f"{ref(obj).id}: the source runner keeps polling with the same registration; stop it "
+                      "(scale to 0) when the target runner starts, or both take jobs with one system id")
+            live = self.cfg.target_kind == "cluster" and replicas > 0
+            rows.append({"volume": ref(obj).id, "check": "gitlab runner overlap", "result": "WARN" if live else "PASS",
+                         "detail": detail if live else "nothing runs yet (the target is a GitOps tree): " + detail})
+            if live:
+                self.warnings.append(detail)
+        return rows
+
     def release(self) -> pd.DataFrame:
-        """Scale held workloads back up once every volume they mount is verified."""
-        if (skip := self._not_here()) is not None:
-            return skip
+        """Scale held workloads back to their recorded replicas once every volume they mount is proven."""
         rows, releasing = [], []
         for obj in self.objects:
-            claims = mounts_claims(obj)
             ann = (obj.get("metadata") or {}).get("annotations") or {}
-            if not claims or "k3smig.io/intended-replicas" not in ann or ann.get(VERIFIED):
+            if INTENDED not in ann or ann.get(VERIFIED):
                 continue
             ns = ref(obj).namespace
-            ok = all(any(vid.startswith(f"{ns}/{c}") for vid in self.verified) for c in claims)
-            rows.append({"workload": ref(obj).id, "released": ok and self.cfg.apply and not self.errors})
+            needed = [f"{ns}/{c}" for c in required_claims(obj)]
+            unproven = [c for c in needed if c not in self.verified and c not in self.skipped]
+            ok = not unproven and self.cfg.apply and not self.errors
+            rows.append({"workload": ref(obj).id, "claims": ", ".join(needed), "replicas": ann[INTENDED],
+                         "released": ok, "why not": "" if ok else ("dry run" if not self.cfg.apply else
+                         f"unproven: {', '.join(unproven)}" if unproven else "errors above")})
             if ok:
                 releasing.append(release(obj))
-        if self.cfg.apply and releasing and not self.errors:
+        if releasing:
             self.target.apply(releasing, dry_run=False, existing="update")
+            self.summary["workloads released"] = len(releasing)
+            self._ready(releasing, rows)
         return self.save_table("released", pd.DataFrame(rows))
+
+    def _ready(self, released: list[Obj], rows: list[dict[str, Any]]) -> None:
+        """Live target: wait for the released workloads; the downtime window runs from quiesce to ready."""
+        wait = getattr(self.target, "wait_ready", None)
+        if wait is None:
+            return
+        by_id = {r["workload"]: r for r in rows}
+        for obj in released:
+            wait([obj], timeout=300)
+            ready = _now()
+            row = by_id[ref(obj).id]
+            row["ready at"] = ready
+            started = self._quiesce_time(obj)
+            if started:
+                row["scaled down at"] = started
+                row["downtime (s)"] = int((_parse(ready) - _parse(started)).total_seconds())
+
+    def _config_objects(self) -> list[Obj]:
+        """Source ConfigMaps and Secrets (where a Grafana ``secret_key`` may live)."""
+        return [o for o in self.source.list_objects() if o.get("kind") in ("ConfigMap", "Secret")]
+
+    def _quiesce_time(self, obj: Obj) -> str:
+        for wid, at in self.quiesced_at.items():
+            kind, ns, name = wid.split("/", 2)
+            if (kind, ns, name) == (obj.get("kind"), ref(obj).namespace, ref(obj).name):
+                return at
+        return ""
+
+    def helpers(self) -> pd.DataFrame:
+        """Who read and wrote each volume (helper pod or folder, user and why)."""
+        rows = [vars(s.access) | {"volume": vid} for vid, s in self._src.items()]
+        rows += [vars(t.access) | {"volume": vid} for vid, t in self._dst.items()]
+        return self.save_table("volume_access", pd.DataFrame(rows))
+
+    def finish(self) -> pd.DataFrame:
+        """Close the volume sessions (helper pods deleted), then write the phase result."""
+        self.close()
+        left = getattr(self.target, "helpers_left", None)
+        if left is not None and self.cfg.apply:
+            remaining = left() + getattr(self.source, "helpers_left", lambda: [])()
+            if remaining:
+                self.errors.append(f"helper pods left behind: {', '.join(remaining)}")
+        return super().finish()
+
+
+def _with_intended(obj: Obj) -> Obj:
+    """A source workload as the release rule reads it (its replicas as the intended count)."""
+    replicas = get_path(obj, "spec.replicas")
+    ann = dict(get_path(obj, "metadata.annotations", {}) or {})
+    recorded = ann.get(PRE_QUIESCE)
+    ann[INTENDED] = str(recorded if recorded is not None else (1 if replicas is None else replicas))
+    return {**obj, "metadata": {**(obj.get("metadata") or {}), "annotations": ann}}
+
+
+def _parse(stamp: str) -> datetime:
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def start(cfg: Settings) -> Data:
-    """List the volumes and open the target (phase 70)."""
+    """List the volumes and open both sides (phase 70)."""
     return Data(cfg)

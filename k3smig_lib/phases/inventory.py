@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from k3smig_lib.backends.base import Source
 from k3smig_lib.core.config import Settings
 from k3smig_lib.core.lint import Capacity, lint
-from k3smig_lib.core.objects import Obj, annotations_of, get_path, pod_spec, ref
+from k3smig_lib.core.objects import Obj, annotations_of, get_path, intended_replicas, pod_spec, ref
 from k3smig_lib.phases._base import PhaseRun
 from k3smig_lib.phases._context import clean_options, open_source, selected_objects
 from k3smig_lib.show import batch_mode, figure
@@ -44,7 +44,7 @@ def workload_rows(objects: list[Obj]) -> list[dict[str, Any]]:
         r = ref(obj)
         rows.append({
             "namespace": r.namespace, "kind": r.kind, "name": r.name,
-            "replicas": get_path(obj, "spec.replicas", 1 if r.kind in ("Deployment", "StatefulSet") else ""),
+            "replicas": intended_replicas(obj) if r.kind in ("Deployment", "StatefulSet") else "",
             "images": ", ".join(c.get("image", "") for c in _containers(spec)),
             "runAsUser": sc.get("runAsUser", ""), "fsGroup": sc.get("fsGroup", ""),
             "pvcs": ", ".join(claims),

@@ -17,7 +17,7 @@ import pandas as pd
 from k3smig_lib.core.config import Settings
 from k3smig_lib.core.envsecrets import credentials_status
 from k3smig_lib.core.lint import Capacity, lint
-from k3smig_lib.core.objects import Obj, pod_spec, ref
+from k3smig_lib.core.objects import Obj, intended_replicas, pod_spec, ref
 from k3smig_lib.core.quantity import gib, parse_quantity
 from k3smig_lib.errors import K3sMigError
 from k3smig_lib.phases._base import PhaseRun
@@ -41,7 +41,7 @@ def workload_requests(objects: list[Obj]) -> tuple[float, float]:
     for obj in objects:
         if obj.get("kind") not in ("Deployment", "StatefulSet", "DaemonSet") or obj["metadata"].get("ownerReferences"):
             continue
-        replicas = int((obj.get("spec") or {}).get("replicas", 1) or 0)
+        replicas = intended_replicas(obj)
         for c in (pod_spec(obj) or {}).get("containers") or []:
             req = (c.get("resources") or {}).get("requests") or {}
             cpu += replicas * parse_quantity(req.get("cpu"))

@@ -24,7 +24,7 @@ import json
 from typing import Any
 
 from k3smig_lib.core.clean.context import ClusterContext, is_dynamic_pv, ns_name
-from k3smig_lib.core.objects import Obj, annotations_of, get_path, labels_of, pod_spec
+from k3smig_lib.core.objects import Obj, annotations_of, get_path, intended_replicas, labels_of, pod_spec
 from k3smig_lib.core.quantity import parse_quantity
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -153,9 +153,8 @@ def _pod_facts(obj: Obj, spec: Obj) -> dict[str, Any]:
     containers = [c for k in ("initContainers", "containers") for c in spec.get(k) or []]
     claims = [get_path(v, "persistentVolumeClaim.claimName") for v in spec.get("volumes") or []]
     kind = obj.get("kind")
-    replicas = get_path(obj, "spec.replicas", 1) if kind in _WORKLOADS else 1
     facts: dict[str, Any] = {
-        "replicas": int(replicas if replicas is not None else 1),
+        "replicas": intended_replicas(obj) if kind in _WORKLOADS else 1,
         "images": sorted({str(c.get("image")) for c in containers if c.get("image")}),
         "claims": sorted({str(c) for c in claims if c}),
         "pod_security": _security(spec),

@@ -16,6 +16,7 @@ from typing import Any
 
 from k3smig_lib.core.clean import keep
 from k3smig_lib.core.clean.context import Work, key_path
+from k3smig_lib.core.objects import PRE_QUIESCE, QUIESCED_AT
 
 #: Server-assigned metadata (M1-M7) and the rule that removes each field.
 SERVER_FIELDS: tuple[tuple[str, str], ...] = (
@@ -66,11 +67,27 @@ def _strip_annotations(work: Work, meta: dict[str, Any]) -> None:
         work.record("M10", key_path("metadata.annotations", LAST_APPLIED), "remove", before=f"<{size} bytes>",
                     note="stale client-side-apply base; read for explicit nodePorts first")
     work.pop("M11", annots, "deployment.kubernetes.io/revision", "metadata.annotations")
+    _restore_quiesced(work, annots)
     for base, values in (("metadata.annotations", annots), ("metadata.labels", meta.get("labels") or {})):
         for key in CONTROLLER_UID_KEYS:
             work.pop("M12", values, key, base, note="bound to the source Job UID")
         for key in sorted(k for k in values if is_platform_key(k)):
             work.pop("M14", values, key, base, note="source platform (Rancher/OpenShift/cloud LB) metadata")
+
+
+def _restore_quiesced(work: Work, annots: dict[str, Any]) -> None:
+    """Undo k3smig's own quiesce on the exported copy: the replicas recorded before the scale-down."""
+    if PRE_QUIESCE not in annots:
+        return
+    recorded = str(annots.pop(PRE_QUIESCE))
+    work.record("M15", key_path("metadata.annotations", PRE_QUIESCE), "remove", before=recorded)
+    work.pop("M15", annots, QUIESCED_AT, "metadata.annotations")
+    spec = work.obj.get("spec")
+    if isinstance(spec, dict) and recorded.isdigit():
+        before = spec.get("replicas")
+        spec["replicas"] = int(recorded)
+        work.record("M15", "spec.replicas", "rewrite", before=before, after=int(recorded),
+                    note="the source is held at 0 by this migration; the target gets the recorded count")
 
 
 def _strip_finalizers(work: Work, meta: dict[str, Any]) -> None:

@@ -157,6 +157,13 @@ _CATALOGUE: tuple[Rule, ...] = (
           "`service.beta.kubernetes.io/*` (e.g. Scaleway Kapsule `scw-loadbalancer-*`)",
           "Meaningless or harmful on K3s",
           "k3smig (C offers `--remove-annotations`)"),
+    _rule("M15",
+          "k3smig's own quiesce record on a source workload (`k3smig.io/pre-quiesce-replicas`, "
+          "`k3smig.io/quiesced-at`): the annotations are removed and `spec.replicas` gets the recorded "
+          "count back",
+          "A re-run exports the source while the migration holds it at 0 replicas; the target must get "
+          "the replicas the application had, not 0",
+          "C (`migration.openshift.io/preQuiesceReplicas`)"),
     _rule("S1",
           "`.status` on every kind",
           "Observed state written by controllers; ignored or rejected on create",

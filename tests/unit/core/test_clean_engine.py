@@ -81,6 +81,7 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     ),
     "M13": ("default", "PersistentVolumeClaim/shop/web-uploads", "remove", "metadata.finalizers"),
     "M14": ("default", "Namespace/_cluster/shop", "remove", "field.cattle.io/projectId"),
+    "M15": ("default", "StatefulSet/monitoring/prometheus", "rewrite", "spec.replicas"),
     "S1": ("default", "Deployment/shop/web", "remove", "status"),
     "K1": ("default", "Service/shop/web", "remove", "spec.clusterIP"),
     "K2": ("default", "Service/shop/web", "remove", "spec.clusterIPs"),

@@ -142,3 +142,19 @@ def test_unrelated_labels_and_annotations_survive(report: CleanReport) -> None:
         "external-dns.alpha.kubernetes.io/hostname": "shop.example.org",
         "nginx.ingress.kubernetes.io/proxy-body-size": "20m",
     }
+
+
+def test_a_workload_quiesced_by_an_earlier_run_gets_its_recorded_replicas_back_and_loses_the_record():
+    from k3smig_lib.core.clean import clean_objects
+
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet",
+           "metadata": {"name": "db", "namespace": "shop",
+                        "annotations": {"k3smig.io/pre-quiesce-replicas": "3",
+                                        "k3smig.io/quiesced-at": "2025-01-20T10:00:00Z", "team": "data"}},
+           "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "db"}},
+                    "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "db"}]}}}}
+    (item,) = clean_objects([sts]).kept()
+    assert item.cleaned is not None
+    assert item.cleaned["spec"]["replicas"] == 3
+    assert item.cleaned["metadata"]["annotations"] == {"team": "data"}
+    assert {c.rule_id for c in item.changes if c.rule_id == "M15"} == {"M15"}
