@@ -30,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from k3smig_lib.backends.base import SourceVolume, TargetVolume, VolumeRef
+from k3smig_lib.backends.base import Capacity, SourceVolume, TargetVolume, VolumeRef
 from k3smig_lib.core.appchecks import grafana_dashboards, prometheus_check
 from k3smig_lib.core.appchecks_sqlite import compare_sqlite, sqlite_check
 from k3smig_lib.core.appdata import (
@@ -137,6 +137,23 @@ def target_user(plan: OwnershipPlan, manifest: Manifest) -> tuple[tuple[int, int
             return (uid, gid), f"{uid}:{gid}, the only owner in the volume: no chown needed, so no root"
         return None, "root: the volume's files belong to root"
     return None, f"root: the volume holds {len(owners)} different owners, kept as they are"
+
+
+def capacity_problem(volume_id: str, need: int, cap: Capacity) -> str:
+    """Why ``need`` bytes do not fit the target volume ("" when they do).
+
+    Examples:
+        >>> capacity_problem("ns/db", 2048, Capacity(requested=1024, free=None))[:36]
+        'ns/db: the volume holds 2048 bytes ('
+    """
+    if cap.requested is not None and need > cap.requested:
+        return (f"{volume_id}: the volume holds {need} bytes (sparse files counted at their apparent size) but the "
+                f"target claim requests {cap.requested}: refused before any write (raise the claim's "
+                "spec.resources.requests.storage)")
+    if cap.free is not None and need > cap.free:
+        return (f"{volume_id}: the volume holds {need} bytes but only {cap.free} are free where the target volume "
+                "lives: refused before any write (grow the disk, disk_gb)")
+    return ""
 
 
 class Data(PhaseRun):
@@ -289,16 +306,12 @@ class Data(PhaseRun):
                 continue
             dst = self._target(v)
             cap = dst.capacity()
-            fits = (cap.requested is None or need <= cap.requested) and (cap.free is None or need <= cap.free)
+            fits = not capacity_problem(v.id, need, cap)
             rows.append({"volume": v.id, "bytes": need, "requested": cap.requested, "free": cap.free,
                          "writer": f"{dst.access.where} as {dst.access.user}", "fits": fits})
-            if cap.requested is not None and need > cap.requested:
-                self.errors.append(f"{v.id}: the volume holds {need} bytes (sparse files counted at their apparent "
-                                   f"size) but the target claim requests {cap.requested}: refused before any write "
-                                   "(raise the claim's spec.resources.requests.storage)")
-            elif cap.free is not None and need > cap.free:
-                self.errors.append(f"{v.id}: the volume holds {need} bytes but only {cap.free} are free where the "
-                                   "target volume lives: refused before any write (grow the disk, disk_gb)")
+            problem = capacity_problem(v.id, need, cap)
+            if problem:
+                self.errors.append(problem)
         return self.save_table("capacity", pd.DataFrame(rows))
 
     def first_pass(self) -> pd.DataFrame:
