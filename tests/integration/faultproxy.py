@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-Action = Literal["status", "reset", "reset_mid_body"]
+Action = Literal["status", "reset", "reset_mid_body", "cut_stream"]
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 _REASONS = {410: "Expired", 429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable"}
 
@@ -51,6 +51,7 @@ class Fault:
         method: match this method only (``""``: any).
         path: match paths containing this (``""``: any).
         query: match query strings containing this (``continue=``).
+        after: ``cut_stream``: bytes relayed to the client before the cut.
     """
 
     action: Action = "status"
@@ -61,6 +62,7 @@ class Fault:
     method: str = ""
     path: str = ""
     query: str = ""
+    after: int = 0
     fired: int = 0
 
     def matches(self, method: str, path: str, query: str) -> bool:
@@ -118,6 +120,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         parts = urlsplit(self.path)
+        if self.headers.get("Upgrade", "").lower() == "websocket":
+            fault = self.server.proxy.pick(self.command, parts.path, parts.query)
+            self.server.proxy.record(self.command, parts.path, parts.query, 101,
+                                     "cut_stream" if fault is not None else "")
+            self._tunnel(fault.after if fault is not None and fault.action == "cut_stream" else -1)
+            return
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         fault = self.server.proxy.pick(self.command, parts.path, parts.query)
         if fault is not None and fault.action == "reset":
@@ -146,6 +154,68 @@ class _Handler(BaseHTTPRequestHandler):
             return 502, [("Content-Type", "application/json")], status_body(502, f"upstream: {type(e).__name__}")
         finally:
             conn.close()
+
+    def _tunnel(self, cut_after: int) -> None:
+        """Relay a websocket (exec) byte for byte; with ``cut_after`` >= 0, reset both sides after that many bytes."""
+        up = self.server.proxy.upstream
+        raw = socket.create_connection((up.host, up.port), timeout=30)
+        tls = ssl.create_default_context(cafile=up.ca_file).wrap_socket(raw, server_hostname=up.host)
+        lines = [f"{self.command} {self.path} HTTP/1.1", f"Host: {up.host}:{up.port}"]
+        lines += [f"{k}: {v}" for k, v in self.headers.items() if k.lower() != "host"]
+        tls.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = tls.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+        self.connection.sendall(head)
+        stop = threading.Event()
+
+        def upstream_to_client() -> None:
+            sent = len(head.partition(b"\r\n\r\n")[2])
+            try:
+                while not stop.is_set():
+                    try:
+                        data = tls.recv(65536)
+                    except TimeoutError:
+                        continue
+                    if not data:
+                        break
+                    if cut_after >= 0 and sent + len(data) > cut_after:
+                        self.connection.sendall(data[: max(0, cut_after - sent)])
+                        break
+                    self.connection.sendall(data)
+                    sent += len(data)
+            except OSError:
+                pass
+            stop.set()
+
+        def client_to_upstream() -> None:
+            try:
+                while not stop.is_set():
+                    try:
+                        data = self.connection.recv(65536)
+                    except TimeoutError:
+                        continue
+                    if not data:
+                        break
+                    tls.sendall(data)
+            except OSError:
+                pass
+            stop.set()
+
+        threads = [threading.Thread(target=f, daemon=True) for f in (upstream_to_client, client_to_upstream)]
+        self.connection.settimeout(1.0)
+        tls.settimeout(1.0)
+        for t in threads:
+            t.start()
+        while not stop.wait(0.5):
+            pass
+        if cut_after >= 0:
+            self._reset()
+        tls.close()
+        self.close_connection = True
 
     def _relay(self, status: int, headers: list[tuple[str, str]], payload: bytes, *, cut: bool) -> None:
         self.send_response(status)
