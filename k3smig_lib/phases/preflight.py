@@ -156,24 +156,22 @@ class Preflight(PhaseRun):
 
     def _target_checks(self) -> list[dict[str, Any]]:
         from k3smig_lib.backends.live_target import LiveTarget
-        from k3smig_lib.k8s.client import Kube
         from k3smig_lib.k8s.preflight import PermissionCheck, looks_like_k3s, missing_permissions
         from k3smig_lib.phases._context import target_ref
         from k3smig_lib.phases.export import read_cleaned
 
-        kube = Kube.of(target_ref(self.cfg))
         target = LiveTarget(target_ref(self.cfg))
         wanted: set[tuple[str, str]] = set()
         for obj in read_cleaned(self.cfg):
             info = target.resources.lookup(obj["apiVersion"], obj["kind"])
             if info is not None:  # unserved kinds are reported by the deploy plan as conflicts
-                wanted.add((info.group_version.rpartition("/")[0], info.plural))
+                wanted.add((info.group, info.name))
         verbs = ("get", "create", "patch")
         checks = [PermissionCheck(v, plural, group) for group, plural in sorted(wanted) for v in verbs]
         checks += [PermissionCheck(v, "leases", "coordination.k8s.io", "kube-system") for v in ("create", "update")]
-        missing = set(missing_permissions(kube, checks))
+        missing = set(missing_permissions(target.kube, checks))
         rows = [{"side": "target", "check": c.label, "ok": c not in missing, "fix": c.fix} for c in checks]
-        evidence = looks_like_k3s(kube)
+        evidence = looks_like_k3s(target.kube)
         rows.append({"side": "target", "check": "looks like K3s", "ok": bool(evidence),
                      "fix": "point target_context at the K3s cluster built by phases 10-20 (" +
                             "; ".join(evidence.details) + ")"})

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from k3smig_lib.backends.live_target import LiveTarget
 from k3smig_lib.errors import ConflictError, TargetError
 from k3smig_lib.k8s.client import ClusterRef, Kube
 from k3smig_lib.k8s.errors import status_of
@@ -52,6 +53,17 @@ def test_a_real_422_names_reason_and_field_causes_never_the_rejected_value(targe
     assert "HTTP 422 Unprocessable Entity: Invalid; fields metadata.labels (FieldValueInvalid)" in str(err.value)
     assert status_of(err.value) == 422
     assert kube.counts.writes == 1 and kube.counts.retries == 0
+
+
+def test_a_plan_of_an_invalid_object_is_a_conflict_naming_the_field(target_ref: ClusterRef, ns: str) -> None:
+    web = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns},
+           "spec": {"replicas": -1, "selector": {"matchLabels": {"app": "web"}},
+                    "template": {"metadata": {"labels": {"app": "web"}},
+                                 "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}}
+    item = LiveTarget(target_ref).apply([web], dry_run=True).items[0]
+    assert item.action == "conflict"
+    assert item.reason == ("the API server refuses the change (HTTP 422 Invalid; fields spec.replicas "
+                           "(FieldValueInvalid))")
 
 
 def test_accepted_and_unaccepted_statuses_of_a_real_server(target_ref: ClusterRef, ns: str) -> None:

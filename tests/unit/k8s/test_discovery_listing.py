@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from k3smig_lib.backends.live_target import LiveTarget
 from k3smig_lib.errors import TargetError
-from k3smig_lib.k8s.client import Kube
+from k3smig_lib.k8s.client import ClusterRef, Kube
 from k3smig_lib.k8s.discovery import ApiResource, ResourceCache, discover
 from k3smig_lib.k8s.listing import MAX_RELISTS, list_resource
 
@@ -105,3 +106,30 @@ def test_relists_are_bounded(apiserver: FakeApiServer, make_kube: MakeKube) -> N
     with pytest.raises(TargetError, match=rf"list secrets: the continue token expired {MAX_RELISTS + 1} times"):
         list_resource(make_kube(), SECRETS, page_size=1)
     assert len(apiserver.seen) == 2 * (MAX_RELISTS + 1)
+
+
+def test_the_live_targets_managed_list_uses_the_bounded_relist(apiserver: FakeApiServer, make_kube: MakeKube) -> None:
+    apiserver.on("GET", "/readyz", (200, {}, b"ok"))
+    apiserver.on("GET", "/api", (200, {}, {"versions": ["v1"]}))
+    apiserver.on("GET", "/apis", (200, {}, {"groups": []}))
+    apiserver.on("GET", "/api/v1", (200, {}, resource_list("v1", ("secrets", "Secret", True),
+                                                           ("events", "Event", True))))
+    apiserver.route("GET", "/api/v1/secrets", paged(expire_continue=100))
+    target = LiveTarget(ClusterRef("", "k3s-vm", "target"), kube=make_kube())
+    with pytest.raises(TargetError, match="the continue token expired"):
+        target.list_objects()
+    assert not apiserver.requests("GET", "/api/v1/events")  # never listed
+
+
+def test_the_live_target_lists_only_what_k3smig_manages(apiserver: FakeApiServer, make_kube: MakeKube) -> None:
+    apiserver.on("GET", "/readyz", (200, {}, b"ok"))
+    apiserver.on("GET", "/api", (200, {}, {"versions": ["v1"]}))
+    apiserver.on("GET", "/apis", (200, {}, {"groups": []}))
+    apiserver.on("GET", "/api/v1", (200, {}, resource_list("v1", ("secrets", "Secret", True),
+                                                           ("configmaps", "ConfigMap", True))))
+    mine = {"metadata": {"name": "db", "namespace": "shop", "managedFields": [{"manager": "k3smig"}]}}
+    theirs = {"metadata": {"name": "tls", "namespace": "shop", "managedFields": [{"manager": "helm"}]}}
+    apiserver.on("GET", "/api/v1/secrets", (200, {}, {"metadata": {}, "items": [theirs, mine]}))
+    apiserver.on("GET", "/api/v1/configmaps", (404, {}, status(404, "NotFound")))  # vanished since discovery
+    objects = LiveTarget(ClusterRef("", "k3s-vm", "target"), kube=make_kube()).list_objects()
+    assert [(o["kind"], o["metadata"]["name"]) for o in objects] == [("Secret", "db")]
