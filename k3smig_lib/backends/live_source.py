@@ -26,6 +26,7 @@ import os
 import shutil
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,8 @@ from k3smig_lib.backends.live_volumes import PodVolume, open_pod_volume
 from k3smig_lib.core.config import DEFAULT_HELPER_IMAGE
 from k3smig_lib.core.objects import Obj, get_path, ref
 from k3smig_lib.errors import SourceError
-from k3smig_lib.k8s.client import ClusterRef, api_client, call_json, server_url
+from k3smig_lib.k8s.client import ClusterRef, Kube
 from k3smig_lib.k8s.discovery import ApiResource, Discovery, discover
-from k3smig_lib.k8s.errors import ApiCall
 from k3smig_lib.k8s.listing import PAGE_SIZE, ListStats, PageEvent, list_many
 from k3smig_lib.k8s.preflight import kube_system_uid, server_version
 from k3smig_lib.k8s.quiesce import Quiesced, quiesce_all
@@ -113,6 +113,7 @@ class LiveSource:
         on_page: told about every list page (progress lines, tests).
         run_id: the run that owns the helper pods (their label; sweeps keep it).
         helper_image: image of the volume helper pods.
+        kube: a transport to use instead of building one from ``cluster`` (tests inject time).
     """
 
     def __init__(
@@ -125,11 +126,12 @@ class LiveSource:
         on_page: Callable[[PageEvent], None] | None = None,
         run_id: str = "",
         helper_image: str = DEFAULT_HELPER_IMAGE,
+        kube: Kube | None = None,
     ) -> None:
         self.run_id, self.helper_image = run_id, helper_image
         self.cluster = cluster
         self.side = cluster.side or "source"
-        self.api = api_client(cluster)
+        self.kube = kube if kube is not None else Kube.of(replace(cluster, side=self.side), policy=policy)
         self.workers, self.page_size, self.policy, self.on_page = workers, page_size, policy, on_page
         self.discovery: Discovery | None = None
         self.stats: ListStats | None = None
@@ -137,16 +139,15 @@ class LiveSource:
 
     def info(self) -> SourceInfo:
         """Version, identity (kube-system UID) and distribution guess of the live cluster."""
-        version = server_version(self.api, side=self.side, policy=self.policy).git_version
-        nodes = call_json(self.api, "GET", "/api/v1/nodes", call=ApiCall("list", "nodes", side=self.side),
-                          policy=self.policy) or {}
+        version = server_version(self.kube).git_version
+        nodes = self.kube.json("GET", "/api/v1/nodes", counter="lists")
         return SourceInfo(
             kind="cluster",
-            location=server_url(self.api),
+            location=self.kube.host,
             cluster_name=self.cluster.context,
             kubernetes_version=version,
             distribution=guess_distribution(version, nodes.get("items") or []),
-            identity=kube_system_uid(self.api, side=self.side, policy=self.policy),
+            identity=kube_system_uid(self.kube),
         )
 
     def exported_resources(self) -> list[ApiResource]:
@@ -156,8 +157,7 @@ class LiveSource:
             SourceError: a group's resource list could not be read (an export would be incomplete).
         """
         if self.discovery is None:
-            self.discovery = discover(self.api, side=self.side, context=self.cluster.context, policy=self.policy,
-                                      workers=self.workers)
+            self.discovery = discover(self.kube, workers=self.workers)
         failed = {gv: why for gv, why in self.discovery.failed.items() if gv.split("/")[0] not in SKIPPED_GROUPS}
         if failed:
             names = ", ".join(sorted(failed))
@@ -173,9 +173,8 @@ class LiveSource:
             SourceError: a list failed for good; 403 names the missing permission and its fix.
         """
         if self._objects is None:
-            self.stats = list_many(self.api, self.exported_resources(), workers=self.workers, side=self.side,
-                                   context=self.cluster.context, page_size=self.page_size, policy=self.policy,
-                                   on_page=self.on_page)
+            self.stats = list_many(self.kube, self.exported_resources(), workers=self.workers,
+                                   page_size=self.page_size, on_page=self.on_page)
             self._objects = self.stats.items
         return self._objects
 

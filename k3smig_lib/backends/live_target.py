@@ -16,16 +16,19 @@ dry-run applied (``dryRun=All``); what the server *would* store is compared with
 Controller-made children (ReplicaSets, Pods, EndpointSlices) and objects that already existed
 identically (reported ``unchanged``, not taken over) are not in it; :meth:`LiveTarget.get` reads
 any single object.
+
+Everything goes through the target's one transport (:class:`~k3smig_lib.k8s.client.Kube`): the same
+retry loop, error mapping, discovery and lists as the live source, and its injectable clock and
+sleep for every wait (write-conflict backoff, CRD establishment, readiness).
 """
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from k3smig_lib.backends.base import ApplyItem, ApplyResult, SourceInfo, VolumeRef
@@ -33,26 +36,22 @@ from k3smig_lib.backends.live_volumes import PodVolume, open_pod_volume
 from k3smig_lib.core.config import DEFAULT_HELPER_IMAGE
 from k3smig_lib.core.objects import Obj, ref, sha256_of
 from k3smig_lib.core.order import sort_for_apply
-from k3smig_lib.errors import ConflictError, ParameterError
+from k3smig_lib.errors import ConflictError, FatalError, ParameterError, TargetError
 from k3smig_lib.k8s.apply import (
     FIELD_MANAGER,
-    CallCounts,
-    Counter,
     PlanAction,
-    ResourceInfo,
-    Resources,
-    Response,
-    Rest,
     ServerApply,
-    api_error,
     differing_fields,
     managed_by,
     other_managers,
-    status_fields,
 )
-from k3smig_lib.k8s.client import ClusterRef, api_client
+from k3smig_lib.k8s.client import ApiResponse, CallCounts, ClusterRef, Kube
+from k3smig_lib.k8s.discovery import ApiResource, ResourceCache, discover
+from k3smig_lib.k8s.errors import status_of
+from k3smig_lib.k8s.listing import list_resource
 from k3smig_lib.k8s.lock import RunLock, holder_identity
 from k3smig_lib.k8s.readiness import READINESS_PREDICATES, crd_established, service_has_endpoints, wait_until
+from k3smig_lib.k8s.retry import RetryPolicy
 from k3smig_lib.k8s.volhelper import remaining, sweep
 from k3smig_lib.log import logger
 
@@ -60,6 +59,8 @@ POLICIES = ("fail", "update")
 #: Kinds never applied by k3smig and too chatty to list when looking for what it manages.
 _NOT_LISTED = frozenset({"Event"})
 _WRITE_ATTEMPTS = 3
+#: Waits between re-plans after a write conflict: short, jittered (another writer is usually quick).
+_CONFLICT_BACKOFF = RetryPolicy(attempts=_WRITE_ATTEMPTS, base_delay=0.2, max_delay=2.0)
 _PLAN_WORKERS = 4
 
 
@@ -105,24 +106,30 @@ def _fields_text(fields: Sequence[str]) -> str:
     return shown + (f" (+{len(fields) - 8} more)" if len(fields) > 8 else "")
 
 
-def _conflicting_managers(resp: Response) -> str:
-    """Managers named by a 409's causes (``conflict with "kubectl-edit" using apps/v1``)."""
+def _conflicting_managers(resp: ApiResponse) -> str:
+    """Managers named by a 409's causes (``conflict with "kubectl-edit" using apps/v1``).
+
+    Only the quoted manager name is taken from a cause's message, never the message itself.
+    """
     causes = (resp.body.get("details") or {}).get("causes") or []
     names = {m for c in causes for m in re.findall(r'conflict with "([^"]+)"', str(c.get("message", "")))}
     return ", ".join(sorted(names)) or "another manager"
 
 
-def _refusal(resp: Response, live: Obj, obj: Obj) -> Planned:
-    """A 409/422 from the dry run, as a conflict that says why (never a Secret's values)."""
-    fields = status_fields(resp.body)
+def _refusal(resp: ApiResponse, live: Obj, obj: Obj) -> Planned:
+    """A 409/422 from the dry run, as a conflict that says why.
+
+    The reason carries the status, ``Status.reason`` and the failing field paths with their cause
+    reasons, never the server's message (it can quote a value, a Secret's included).
+    """
+    fields = resp.fields
     if live.get("immutable"):
         reason = f"the live {obj.get('kind')} is immutable and differs; k3smig never deletes it (delete it yourself)"
     elif resp.status == 409:
         reason = (f"fields owned by {_conflicting_managers(resp)} differ: {_fields_text(fields)}; "
                   "policy existing=fail: not overwritten (existing=update takes them over)")
     else:
-        detail = "" if _is_secret(obj) else f": {str(resp.body.get('message', ''))[:200]}"
-        reason = f"the API server refuses the change ({resp.status} {resp.body.get('reason', '')}){detail}"
+        reason = f"the API server refuses the change ({resp.detail})"
     return Planned(obj, "conflict", reason, fields)
 
 
@@ -134,43 +141,41 @@ class LiveTarget:
         existing: default conflict policy, ``fail`` or ``update``.
         field_manager: manager name of every write.
         crd_timeout: seconds a CRD may take to become ``Established`` before its CRs are applied.
-        api: an ``ApiClient`` to use instead of building one from ``cluster`` (tests, proxies).
         run_id: the run that owns the volume helper pods (their label; sweeps keep it).
         helper_image: image of the volume helper pods.
+        kube: a transport to use instead of building one from ``cluster`` (tests inject time, proxies).
 
     Raises:
         ParameterError: unknown policy, or the kubeconfig/context cannot be loaded.
     """
 
     def __init__(self, cluster: ClusterRef, *, existing: str = "fail", field_manager: str = FIELD_MANAGER,
-                 crd_timeout: float = 60.0, api: Any = None, run_id: str = "",
+                 crd_timeout: float = 60.0, kube: Kube | None = None, run_id: str = "",
                  helper_image: str = DEFAULT_HELPER_IMAGE) -> None:
         self.run_id, self.helper_image = run_id, helper_image
         self.cluster = cluster
         self.existing = _policy(existing)
         self.crd_timeout = crd_timeout
-        self.calls = CallCounts()
-        self.rest = Rest(api if api is not None else api_client(cluster), self.calls)
-        self.resources = Resources(self.rest)
-        self.server = ServerApply(self.rest, self.resources, field_manager)
+        self.kube = kube if kube is not None else Kube.of(replace(cluster, side=cluster.side or "target"))
+        self.resources = ResourceCache(self.kube)
+        self.server = ServerApply(self.kube, self.resources, field_manager)
+
+    @property
+    def calls(self) -> CallCounts:
+        """API calls made so far, by purpose (the deploy phase reports them)."""
+        return self.kube.counts
 
     def info(self) -> SourceInfo:
         """Version, distribution (K3s when the nodes' kubelets say so) and identity (``kube-system`` UID)."""
-        version = self._read("/version", "gets")
-        ns = self._read("/api/v1/namespaces/kube-system", "gets")
-        nodes = self._read("/api/v1/nodes", "lists", limit=50).get("items") or []
+        version = self.kube.json("GET", "/version", counter="gets")
+        ns = self.kube.json("GET", "/api/v1/namespaces/kube-system", counter="gets")
+        nodes = self.kube.json("GET", "/api/v1/nodes", counter="lists", query={"limit": 50}).get("items") or []
         kubelets = " ".join(str((n.get("status") or {}).get("nodeInfo", {}).get("kubeletVersion")) for n in nodes)
         git_version = str(version.get("gitVersion", ""))
         k3s = "+k3s" in git_version or "+k3s" in kubelets
-        return SourceInfo(kind="live", location=self.rest.host, cluster_name=self.cluster.context,
+        return SourceInfo(kind="live", location=self.kube.host, cluster_name=self.cluster.context,
                           kubernetes_version=git_version, distribution="k3s" if k3s else "kubernetes",
                           identity=str((ns.get("metadata") or {}).get("uid", "")))
-
-    def _read(self, path: str, counter: Counter, **query: Any) -> Obj:
-        resp = self.rest.call("GET", path, counter=counter, query=query or None)
-        if not resp.ok:
-            raise api_error(resp)
-        return resp.body
 
     def get(self, obj: Obj) -> Obj | None:
         """The live object with ``obj``'s identity (None when absent)."""
@@ -193,7 +198,7 @@ class LiveTarget:
 
     def lock(self, run_id: str, *, duration: int = 900) -> RunLock:
         """The run lock (a Lease) of this target for ``run_id``."""
-        return RunLock(self.rest, holder_identity(run_id), duration=duration)
+        return RunLock(self.kube, holder_identity(run_id), duration=duration)
 
     # --- plan and apply -------------------------------------------------------------------------
 
@@ -244,15 +249,13 @@ class LiveTarget:
             return Planned(obj, "conflict", f"Secret type differs (live {_secret_type(live)}, desired "
                            f"{_secret_type(obj)}): a Secret's type cannot change and k3smig never deletes it "
                            "(delete or rename it yourself)", ("type",))
-        resp = self.server.apply(obj, dry_run=True, force=policy == "update")
+        resp = self.server.apply(obj, dry_run=True, force=policy == "update", accept=(409, 422))
         if resp.status in (409, 422):
             return _refusal(resp, live, obj)
-        if not resp.ok:
-            raise api_error(resp, ref(obj), secret=_is_secret(obj))
         return _compare(obj, live, resp.body, policy)
 
     def _plan_create(self, obj: Obj, batch: _Batch) -> Planned:
-        resp = self.server.apply(obj, dry_run=True)
+        resp = self.server.apply(obj, dry_run=True, accept=(403, 404, 409, 422))
         if resp.ok:
             return Planned(obj, "create", "absent on the target")
         namespace = ref(obj).namespace
@@ -261,12 +264,13 @@ class LiveTarget:
         if resp.status == 404 and namespace:
             return Planned(obj, "conflict", f"namespace {namespace} does not exist on the target and is not in this "
                            "apply (a platform namespace? the platform layer must be installed first)")
+        # the only way to tell a Terminating namespace from missing RBAC: the message is read, never shown
         if resp.status == 403 and "being terminated" in str(resp.body.get("message", "")):
             return Planned(obj, "conflict", f"namespace {namespace} is being deleted (Terminating); wait until it "
                            "is gone, then re-run")
         if resp.status in (409, 422):
             return _refusal(resp, {}, obj)
-        raise api_error(resp, ref(obj), secret=_is_secret(obj))
+        raise resp.error()  # 403 (the RBAC rule named) or a 404 outside any namespace
 
     def _apply_one(self, item: Planned, policy: str, batch: _Batch) -> None:
         if item.action in ("create", "update"):
@@ -275,14 +279,16 @@ class LiveTarget:
             self._wait_established(item.obj)
 
     def _write(self, item: Planned, policy: str, batch: _Batch) -> None:
-        """Apply for real; a 409 (someone changed the object since the plan) re-plans it, bounded (case 12)."""
+        """Apply for real; a 409 (someone changed the object since the plan) re-plans it, bounded (case 12).
+
+        Between re-plans the transport's jittered backoff waits (its injectable sleep, so tests never
+        wait for real).
+        """
         r = ref(item.obj)
-        for attempt in range(_WRITE_ATTEMPTS):
-            resp = self.server.apply(item.obj, dry_run=False, force=policy == "update")
+        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+            resp = self.server.apply(item.obj, dry_run=False, force=policy == "update", accept=(409,))
             if resp.ok:
                 return
-            if resp.status != 409:
-                raise api_error(resp, r, secret=_is_secret(item.obj))
             again = self.plan_one(item.obj, policy, batch)
             if again.action in ("unchanged", "conflict"):
                 item.action, item.reason, item.fields = again.action, again.reason, again.fields
@@ -291,13 +297,14 @@ class LiveTarget:
                                         resource=f"{r.kind.lower()}/{r.name}", namespace=r.namespace,
                                         fix="re-run the deploy phase: its plan will show the new state")
                 return
-            time.sleep(0.2 * 2**attempt)
+            if attempt < _WRITE_ATTEMPTS:
+                self.kube.backoff(attempt, _CONFLICT_BACKOFF)
         raise ConflictError(f"kept conflicting after {_WRITE_ATTEMPTS} attempts", resource=f"{r.kind.lower()}/"
                             f"{r.name}", namespace=r.namespace, fix="stop whatever else writes this object, re-run")
 
     def _wait_established(self, crd: Obj) -> None:
         wait_until(lambda: self.server.get(crd), lambda o: o is not None and crd_established(o), self.crd_timeout,
-                   interval=0.2, subject=ref(crd))
+                   interval=0.2, clock=self.kube.clock, sleep=self.kube.sleep, subject=ref(crd))
         self.resources.forget(str((crd.get("spec") or {}).get("group")))
 
     # --- read back ------------------------------------------------------------------------------
@@ -308,30 +315,29 @@ class LiveTarget:
         Raises:
             TargetError: discovery or a list failed (RBAC: k3smig needs ``list`` on every kind it applies).
         """
-        infos = [info for gv in self.resources.group_versions() for info in self.resources.resources(gv)
-                 if "list" in info.verbs and info.kind not in _NOT_LISTED]
+        found = discover(self.kube)
+        if found.failed:
+            names = ", ".join(sorted(found.failed))
+            raise TargetError(f"discovery could not read the API group version(s) {names}: "
+                              f"{next(iter(found.failed.values()))}",
+                              fix="repair or remove the broken APIService (`kubectl get apiservices`), then re-run")
+        listable = [r for r in found.listable if r.kind not in _NOT_LISTED]
         with ThreadPoolExecutor(max_workers=4) as pool:
-            chunks = list(pool.map(self._list_managed, infos))
+            chunks = list(pool.map(self._list_managed, listable))
         return sorted((o for chunk in chunks for o in chunk), key=lambda o: ref(o).id)
 
-    def _list_managed(self, info: ResourceInfo) -> list[Obj]:
-        items: list[Obj] = []
-        token = ""
-        while True:
-            query = {"limit": 500} | ({"continue": token} if token else {})
-            resp = self.rest.call("GET", info.path(), counter="lists", query=query)
-            if resp.status == 410:  # continue token expired: relist from the start
-                items, token = [], ""
-                continue
-            if resp.status in (404, 405):
+    def _list_managed(self, res: ApiResource) -> list[Obj]:
+        """Objects of one kind that k3smig manages: paged, retried, relisted (bounded) on 410 Gone.
+
+        A kind that vanished since discovery (404/405: a CRD deleted meanwhile) has none.
+        """
+        try:
+            listed = list_resource(self.kube, res)
+        except FatalError as e:
+            if status_of(e) in (404, 405):
                 return []
-            if not resp.ok:
-                raise api_error(resp)
-            kind_fields = {"apiVersion": info.group_version, "kind": info.kind}
-            items += [kind_fields | o for o in resp.body.get("items") or [] if managed_by(o, self.server.field_manager)]
-            token = str((resp.body.get("metadata") or {}).get("continue") or "")
-            if not token:
-                return items
+            raise
+        return [o for o in listed.items if managed_by(o, self.server.field_manager)]
 
     def wait_ready(self, objects: Sequence[Obj], *, timeout: float = 300.0, interval: float = 2.0,
                    plan_only: bool = False) -> list[str]:
@@ -343,15 +349,15 @@ class LiveTarget:
         Raises:
             FatalError: one is not ready in time (named, with its progress).
         """
-        deadline = time.monotonic() + timeout
+        deadline = self.kube.clock() + timeout
         waited: list[str] = []
         for obj in objects:
             probe = self._probe(obj)
             if probe is None:
                 continue
             fetch, ready = probe
-            wait_until(fetch, ready, max(0.0, deadline - time.monotonic()), interval, plan_only=plan_only,
-                       subject=ref(obj))
+            wait_until(fetch, ready, timeout, interval, deadline=deadline, clock=self.kube.clock,
+                       sleep=self.kube.sleep, plan_only=plan_only, subject=ref(obj))
             waited.append(ref(obj).id)
         return waited
 
@@ -366,7 +372,6 @@ class LiveTarget:
             return None
         return lambda: self.server.get(obj), lambda v: v is not None and predicate(v)
 
-
     def _slices(self, namespace: str) -> list[Obj]:
         """EndpointSlices of ``namespace``."""
         return self.list_objects_of("discovery.k8s.io/v1", "EndpointSlice", namespace)
@@ -374,7 +379,7 @@ class LiveTarget:
     def list_objects_of(self, api_version: str, kind: str, namespace: str = "") -> list[Obj]:
         """Every object of one kind (in ``namespace``, or everywhere); empty when the kind is not served."""
         info = self.resources.lookup(api_version, kind)
-        return list(self._read(info.path(namespace), "lists").get("items") or []) if info else []
+        return list_resource(self.kube, info, namespace=namespace).items if info else []
 
 
 def _policy(existing: str) -> str:

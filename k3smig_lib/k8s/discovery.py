@@ -6,23 +6,23 @@ listed twice through two versions. Subresources (``pods/log``, ``deployments/sca
 they are views of their parent, not objects. A group whose resource list cannot be read (an
 aggregated API whose backend is down answers 503) is recorded in :attr:`Discovery.failed` rather
 than silently dropped; callers decide whether that is fatal.
+
+:func:`discover` reads everything at once (an export lists every kind); :class:`ResourceCache`
+answers "which resource serves this apiVersion and kind" one group version at a time (a deploy
+addresses the kinds it writes). Both parse the same documents into the same :class:`ApiResource`,
+through the same transport (:class:`~k3smig_lib.k8s.client.Kube`).
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes.client import ApiClient
-
 from k3smig_lib.errors import FatalError
-from k3smig_lib.k8s.client import request_json
-from k3smig_lib.k8s.errors import ApiCall, status_of
-from k3smig_lib.k8s.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
+from k3smig_lib.k8s.client import Kube
 
 
 @dataclass(frozen=True)
@@ -62,17 +62,21 @@ class ApiResource:
         """The server supports ``list`` on it."""
         return "list" in self.verbs
 
-    def path(self, namespace: str = "") -> str:
-        """Collection URL, cluster-wide or in ``namespace``.
+    def path(self, namespace: str = "", name: str = "") -> str:
+        """URL of the collection (``name`` empty) or of one object, cluster-wide or in ``namespace``.
+
+        A cluster-scoped resource ignores ``namespace``, so an object's own namespace field (which
+        the API server ignores for cluster-scoped kinds) cannot produce a wrong URL.
 
         Examples:
             >>> ApiResource("apps", "v1", "deployments", "Deployment", True).path("shop")
             '/apis/apps/v1/namespaces/shop/deployments'
-            >>> ApiResource("", "v1", "nodes", "Node", False).path()
-            '/api/v1/nodes'
+            >>> ApiResource("", "v1", "namespaces", "Namespace", False).path("ignored", "shop")
+            '/api/v1/namespaces/shop'
         """
         base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        return f"{base}/namespaces/{namespace}/{self.name}" if namespace else f"{base}/{self.name}"
+        scope = f"/namespaces/{namespace}" if self.namespaced and namespace else ""
+        return f"{base}{scope}/{self.name}" + (f"/{name}" if name else "")
 
 
 @dataclass
@@ -151,22 +155,19 @@ def preferred_group_versions(core: dict[str, Any], groups: dict[str, Any]) -> li
 
 
 class _Getter:
-    """GETs with retry and a thread-safe call counter."""
+    """Discovery GETs through the transport, with a call count of this discovery alone."""
 
-    def __init__(self, api: ApiClient, side: str, context: str, policy: RetryPolicy) -> None:
-        self.api, self.side, self.context, self.policy = api, side, context, policy
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
         self.calls = 0
         self._lock = threading.Lock()
 
-    def get(self, path: str, *, text: bool = False) -> Any:
-        call = ApiCall("get", path, side=self.side, context=self.context)
+    def _tally(self) -> None:
+        with self._lock:
+            self.calls += 1
 
-        def attempt() -> Any:
-            with self._lock:
-                self.calls += 1
-            return request_json(self.api, "GET", path, call=call, text=text)
-
-        return call_with_retry(attempt, what=f"discovery GET {path}", policy=self.policy)
+    def get(self, path: str) -> dict[str, Any]:
+        return self.kube.request("GET", path, counter="discovery", on_attempt=self._tally).body
 
     def wait_ready(self) -> None:
         """Wait (retrying 5xx) until ``/readyz`` says ok.
@@ -175,11 +176,7 @@ class _Getter:
         registered, and discovery would silently miss them. Servers that hide ``/readyz``
         (403/404) are taken as ready.
         """
-        try:
-            self.get("/readyz", text=True)
-        except FatalError as e:
-            if status_of(e) not in (403, 404):
-                raise
+        self.kube.request("GET", "/readyz", counter="discovery", accept=(403, 404), on_attempt=self._tally)
 
 
 def _read_group(getter: _Getter, pair: tuple[str, str]) -> tuple[str, list[ApiResource] | str]:
@@ -203,24 +200,12 @@ def _collect(results: Iterable[tuple[str, list[ApiResource] | str]], out: Discov
     out.resources.sort(key=lambda r: (r.group, r.version, r.name))
 
 
-def discover(
-    api: ApiClient,
-    *,
-    side: str = "",
-    context: str = "",
-    policy: RetryPolicy = DEFAULT_POLICY,
-    workers: int = 4,
-    clock: Callable[[], float] = time.monotonic,
-) -> Discovery:
-    """Read every served resource of the cluster behind ``api``.
+def discover(kube: Kube, *, workers: int = 4) -> Discovery:
+    """Read every served resource of the cluster behind ``kube``.
 
     Args:
-        api: client from :func:`k3smig_lib.k8s.client.api_client`.
-        side: ``source``/``target``, for error classes and messages.
-        context: kubeconfig context, named in credential errors.
-        policy: retry policy of every discovery call.
+        kube: the cluster's transport (side, context, retry policy and clock are its own).
         workers: group versions read in parallel.
-        clock: monotonic clock for :attr:`Discovery.seconds`.
 
     Returns:
         The resources, failed group versions, call count and duration.
@@ -230,17 +215,91 @@ def discover(
             the core resource list cannot be read.
 
     Examples:
-        >>> d = discover(api_client(ClusterRef("kubeconfig", "k3smig-source")))  # doctest: +SKIP
+        >>> d = discover(Kube.of(ClusterRef("kubeconfig", "k3smig-source", "source")))  # doctest: +SKIP
         >>> d.find("Deployment").full_name  # doctest: +SKIP
         'deployments.apps'
     """
-    start = clock()
-    getter = _Getter(api, side, context, policy)
+    start = kube.clock()
+    getter = _Getter(kube)
     getter.wait_ready()
     pairs = preferred_group_versions(getter.get("/api"), getter.get("/apis"))
     out = Discovery()
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="k3smig-discovery") as pool:
         _collect(pool.map(lambda p: _read_group(getter, p), pairs), out)
     out.calls = getter.calls
-    out.seconds = clock() - start
+    out.seconds = kube.clock() - start
     return out
+
+
+def split_api_version(api_version: str) -> tuple[str, str]:
+    """(group, version) of an ``apiVersion``.
+
+    Examples:
+        >>> split_api_version("apps/v1"), split_api_version("v1")
+        (('apps', 'v1'), ('', 'v1'))
+    """
+    group, _, version = api_version.rpartition("/")
+    return group, version
+
+
+class ResourceCache:
+    """Which resource serves an ``(apiVersion, kind)``: one discovery request per group version, cached.
+
+    A kind missing from a cached group version refetches that group version once, because a CRD
+    applied a moment ago adds kinds to a group that was read before it was established. After a CRD
+    of a group changes, :meth:`forget` drops the group's cached versions. Safe to share between the
+    threads of a plan.
+
+    Args:
+        kube: the cluster's transport (discovery calls count as ``discovery``).
+
+    Examples:
+        >>> ResourceCache(kube).lookup("apps/v1", "Deployment").path("shop", "web")  # doctest: +SKIP
+        '/apis/apps/v1/namespaces/shop/deployments/web'
+    """
+
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+        self._by_gv: dict[str, dict[str, ApiResource]] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, api_version: str, kind: str) -> ApiResource | None:
+        """The resource serving ``kind`` in ``api_version``, or None when the cluster does not serve it.
+
+        Raises:
+            SourceError | TargetError: discovery itself failed (other than 404: an unserved group version).
+        """
+        with self._lock:
+            found = self._by_gv.get(api_version, {}).get(kind)
+        if found is None:
+            fetched = self._fetch(api_version)
+            with self._lock:
+                self._by_gv[api_version] = fetched
+            found = fetched.get(kind)
+        return found
+
+    def resources(self, api_version: str) -> list[ApiResource]:
+        """Every resource of ``api_version`` (cached; empty when the group version is not served)."""
+        with self._lock:
+            known = self._by_gv.get(api_version)
+        if known is None:
+            known = self._fetch(api_version)
+            with self._lock:
+                self._by_gv[api_version] = known
+        return list(known.values())
+
+    def forget(self, group: str) -> None:
+        """Drop the cached versions of ``group`` (after one of its CRDs was created or changed)."""
+        with self._lock:
+            for gv in [gv for gv in self._by_gv if split_api_version(gv)[0] == group]:
+                del self._by_gv[gv]
+
+    def _fetch(self, api_version: str) -> dict[str, ApiResource]:
+        group, version = split_api_version(api_version)
+        if not version:
+            return {}
+        path = f"/apis/{api_version}" if group else f"/api/{version}"
+        resp = self.kube.request("GET", path, counter="discovery", accept=(404,))
+        if resp.status == 404:
+            return {}
+        return {r.kind: r for r in parse_resource_list(group, version, resp.body)}

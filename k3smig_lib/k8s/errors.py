@@ -49,6 +49,7 @@ class ApiCall:
         name: object name, ``""`` for collections.
         side: ``source`` or ``target`` (picks ``SourceError`` or ``TargetError``).
         context: kubeconfig context, named in credential errors.
+        subresource: ``exec``, ``scale``, ``status``… (RBAC grants ``pods/exec``, not ``pods``).
     """
 
     verb: str
@@ -58,6 +59,7 @@ class ApiCall:
     name: str = ""
     side: str = ""
     context: str = ""
+    subresource: str = ""
 
     @property
     def full_resource(self) -> str:
@@ -68,6 +70,7 @@ class ApiCall:
     def label(self) -> str:
         """Short phrase for messages: ``list secrets in ns shop`` / ``get deployments.apps/web``."""
         target = self.full_resource + (f"/{self.name}" if self.name else "")
+        target += f"/{self.subresource}" if self.subresource else ""
         where = f" in ns {self.namespace}" if self.namespace else ""
         side = f"{self.side} cluster: " if self.side else ""
         return f"{side}{self.verb} {target}{where}"
@@ -146,32 +149,95 @@ def status_of(err: BaseException | None) -> int:
 
 
 _WORD = re.compile(r"^[A-Za-z]{1,64}$")
-_FIELD = re.compile(r"^[A-Za-z0-9_.\[\]/-]{1,80}$")
+#: A field path as the API server names it: ``spec.replicas``, ``data[password]``, and server-side
+#: apply's ``.spec.template.spec.containers[name="web"].image`` (list-map keys are names, not values).
+_FIELD = re.compile(r'^[A-Za-z0-9_.\[\]/="-]{1,120}$')
 
 
-def _safe_detail(body: Any) -> str:
-    """The machine reason and failing field paths of a ``Status`` body — never its messages.
+@dataclass(frozen=True)
+class Cause:
+    """One ``Status.details.causes`` entry, reduced to what is safe to show.
 
-    ``Status.reason`` is an enum (``AlreadyExists``, ``Invalid``, ``Expired``) and causes name field
-    paths (``spec.selector``); the human ``message`` fields can quote values and are dropped.
+    Attributes:
+        field: the failing field path (``spec.replicas``), ``""`` when the server named none.
+        reason: the machine reason (``FieldValueRequired``, ``FieldManagerConflict``), ``""`` when absent.
     """
+
+    field: str
+    reason: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.field} ({self.reason})" if self.reason else self.field
+
+
+def _decode(body: Any) -> dict[str, Any]:
+    if isinstance(body, dict):
+        return body
     try:
         status = json.loads(body) if isinstance(body, str | bytes) else None
     except ValueError:
-        return ""
-    if not isinstance(status, dict):
-        return ""
-    parts = [str(status.get("reason"))] if _WORD.match(str(status.get("reason", ""))) else []
-    causes = (status.get("details") or {}).get("causes") or []
-    fields = [str(c.get("field")) for c in causes if isinstance(c, dict) and _FIELD.match(str(c.get("field", "")))]
-    if fields:
-        parts.append("fields " + ", ".join(sorted(set(fields))[:5]))
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
+def status_reason(body: Any) -> str:
+    """``Status.reason`` of an error body (an enum: ``Invalid``, ``AlreadyExists``…), ``""`` when absent or odd.
+
+    Examples:
+        >>> status_reason({"kind": "Status", "reason": "Conflict"}), status_reason("not json")
+        ('Conflict', '')
+    """
+    reason = str(_decode(body).get("reason") or "")
+    return reason if _WORD.match(reason) else ""
+
+
+def status_causes(body: Any) -> tuple[Cause, ...]:
+    """The causes of an error body that name a field: field path and machine reason, never the message.
+
+    A cause's ``message`` can quote the rejected value (a Secret's, say), so it is never kept; a
+    field path or reason that does not look like one is dropped too. Order is the server's.
+
+    Examples:
+        >>> status_causes({"details": {"causes": [{"field": "spec.replicas", "reason": "FieldValueInvalid",
+        ...                                        "message": "Invalid value: -1"}]}})
+        (Cause(field='spec.replicas', reason='FieldValueInvalid'),)
+    """
+    causes = (_decode(body).get("details") or {}).get("causes") or []
+    out: list[Cause] = []
+    for c in causes:
+        if not isinstance(c, dict) or not _FIELD.match(str(c.get("field", ""))):
+            continue
+        reason = str(c.get("reason") or "")
+        cause = Cause(str(c["field"]), reason if _WORD.match(reason) else "")
+        if cause not in out:
+            out.append(cause)
+    return tuple(out)
+
+
+def safe_detail(body: Any) -> str:
+    """The machine reason and failing field paths (each with its cause reason) of a ``Status`` body.
+
+    ``Status.reason`` is an enum (``AlreadyExists``, ``Invalid``, ``Expired``) and causes name field
+    paths (``spec.selector``) with a reason (``FieldValueRequired``), which is what tells the operator
+    what to fix; the human ``message`` fields can quote values and are dropped, for every kind.
+
+    Examples:
+        >>> safe_detail('{"reason": "Invalid", "details": {"causes": [{"field": "metadata.name",'
+        ...              ' "reason": "FieldValueRequired", "message": "Required value"}]}}')
+        'Invalid; fields metadata.name (FieldValueRequired)'
+    """
+    reason = status_reason(body)
+    parts = [reason] if reason else []
+    causes = status_causes(body)
+    if causes:
+        shown = ", ".join(str(c) for c in causes[:5])
+        parts.append("fields " + shown + (f" (+{len(causes) - 5} more)" if len(causes) > 5 else ""))
     return "; ".join(parts)
 
 
 def scrub(exc: ApiException) -> str:
     """Return the safe detail of ``exc`` and drop its body, so a chained traceback cannot leak it."""
-    detail = _safe_detail(exc.body)
+    detail = safe_detail(exc.body)
     exc.body = None
     exc.data = None
     return detail
@@ -187,14 +253,17 @@ def _http(exc: ApiException, detail: str = "") -> str:
 
 
 def _forbidden(exc: ApiException, call: ApiCall) -> FatalError:
-    rule = f"apiGroups: [\"{call.group}\"], resources: [\"{call.resource}\"], verbs: [\"{call.verb}\"]"
+    resource = call.resource + (f"/{call.subresource}" if call.subresource else "")
+    rule = f"apiGroups: [\"{call.group}\"], resources: [\"{resource}\"], verbs: [\"{call.verb}\"]"
     scope = f"a Role in ns {call.namespace}" if call.namespace else "a ClusterRole"
     who = f"the user of context {call.context}" if call.context else "the kubeconfig user"
+    check = f"kubectl auth can-i {call.verb} {call.full_resource}"
+    check += f" --subresource={call.subresource}" if call.subresource else ""
+    check += f" -n {call.namespace}" if call.namespace else ""
     return _fatal(
         call,
         f"{call.label}: not allowed ({_http(exc)})",
-        fix=f"grant {who} {scope} rule {{{rule}}} and bind it (check with `kubectl auth can-i {call.verb} "
-        f"{call.full_resource}" + (f" -n {call.namespace}" if call.namespace else "") + "`)",
+        fix=f"grant {who} {scope} rule {{{rule}}} and bind it (check with `{check}`)",
     )
 
 

@@ -13,20 +13,16 @@ filled in, so every object looks exactly like ``kubectl get <kind> <name> -o yam
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes.client import ApiClient
-
 from k3smig_lib.core.objects import Obj
 from k3smig_lib.errors import FatalError
-from k3smig_lib.k8s.client import REQUEST_TIMEOUT, request_json
+from k3smig_lib.k8s.client import Kube
 from k3smig_lib.k8s.discovery import ApiResource
 from k3smig_lib.k8s.errors import ApiCall, fatal_class, status_of
-from k3smig_lib.k8s.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 from k3smig_lib.log import logger
 
 #: Items per page; the API server's own default for kubectl is 500.
@@ -95,32 +91,24 @@ class ListStats:
 class _Lister:
     """Settings shared by every list of one run, plus a thread-safe call counter per list."""
 
-    api: ApiClient
-    side: str = ""
-    context: str = ""
+    kube: Kube
     page_size: int = PAGE_SIZE
-    policy: RetryPolicy = DEFAULT_POLICY
-    timeout: tuple[float, float] = REQUEST_TIMEOUT
     on_page: Callable[[PageEvent], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     stopped: threading.Event = field(default_factory=threading.Event)
 
     def page(self, res: ApiResource, namespace: str, token: str, result: ListResult) -> dict[str, Any]:
         if self.stopped.is_set():  # another list failed for good: do not start new pages
-            raise fatal_class(self.side)(f"list {res.full_name}: cancelled because another list failed")
+            raise fatal_class(self.kube.side)(f"list {res.full_name}: cancelled because another list failed")
         query = [("limit", str(self.page_size))] + ([("continue", token)] if token else [])
-        call = ApiCall("list", res.name, res.group, namespace, side=self.side, context=self.context)
+        call = ApiCall("list", res.name, res.group, namespace, side=self.kube.side, context=self.kube.context)
 
-        def attempt() -> Any:
+        def tally() -> None:
             with self._lock:
                 result.calls += 1
-            return request_json(self.api, "GET", res.path(namespace), call=call, query=query, timeout=self.timeout)
 
-        doc = call_with_retry(attempt, what=call.label, policy=self.policy)
-        if not isinstance(doc, dict):
-            raise fatal_class(self.side)(f"{call.label}: the API server returned no list",
-                                         fix="check that the API server is a Kubernetes API server")
-        return doc
+        return self.kube.request("GET", res.path(namespace), counter="lists", query=query, call=call,
+                                 on_attempt=tally).body
 
 
 def with_type(res: ApiResource, item: dict[str, Any]) -> Obj:
@@ -164,41 +152,36 @@ def _one_pass(lister: _Lister, res: ApiResource, namespace: str, result: ListRes
 
 
 def _list(lister: _Lister, res: ApiResource, namespace: str, max_relists: int) -> ListResult:
-    start = time.monotonic()
+    start = lister.kube.clock()
     result = ListResult(resource=res)
     while not _one_pass(lister, res, namespace, result):
         result.relists += 1
         if result.relists > max_relists:
-            raise fatal_class(lister.side)(
+            raise fatal_class(lister.kube.side)(
                 f"list {res.full_name}: the continue token expired {result.relists} times in a row",
                 fix="re-run when the cluster is less busy, or raise page_size so a list needs fewer pages",
             )
-    result.seconds = time.monotonic() - start
+    result.seconds = lister.kube.clock() - start
     return result
 
 
 def list_resource(
-    api: ApiClient,
+    kube: Kube,
     res: ApiResource,
     *,
     namespace: str = "",
-    side: str = "",
-    context: str = "",
     page_size: int = PAGE_SIZE,
-    policy: RetryPolicy = DEFAULT_POLICY,
     max_relists: int = MAX_RELISTS,
     on_page: Callable[[PageEvent], None] | None = None,
 ) -> ListResult:
     """List every object of ``res`` (cluster-wide, or in ``namespace``), page by page.
 
     Args:
-        api: client from :func:`k3smig_lib.k8s.client.api_client`.
-        res: the resource, from :func:`k3smig_lib.k8s.discovery.discover`.
+        kube: the cluster's transport (side, context, retry policy, call counts).
+        res: the resource, from :func:`k3smig_lib.k8s.discovery.discover` or a
+            :class:`~k3smig_lib.k8s.discovery.ResourceCache`.
         namespace: limit to one namespace (``""``: all namespaces / cluster-scoped).
-        side: ``source``/``target``, for error classes and messages.
-        context: kubeconfig context, named in credential errors.
         page_size: ``limit`` of each page.
-        policy: retry policy of each page.
         max_relists: restarts after 410 Gone before failing.
         on_page: told about every page received.
 
@@ -210,36 +193,30 @@ def list_resource(
             the continue token expired more than ``max_relists`` times.
 
     Examples:
-        >>> r = list_resource(api, disc.find("Secret"), side="source")  # doctest: +SKIP
+        >>> r = list_resource(kube, disc.find("Secret"))  # doctest: +SKIP
         >>> r.items[0]["kind"], r.calls  # doctest: +SKIP
         ('Secret', 1)
     """
-    lister = _Lister(api, side, context, page_size, policy, on_page=on_page)
+    lister = _Lister(kube, page_size, on_page=on_page)
     return _list(lister, res, namespace, max_relists)
 
 
 def list_many(
-    api: ApiClient,
+    kube: Kube,
     resources: Sequence[ApiResource],
     *,
     workers: int = 4,
-    side: str = "",
-    context: str = "",
     page_size: int = PAGE_SIZE,
-    policy: RetryPolicy = DEFAULT_POLICY,
     max_relists: int = MAX_RELISTS,
     on_page: Callable[[PageEvent], None] | None = None,
 ) -> ListStats:
     """List many kinds concurrently; results in the order of ``resources``.
 
     Args:
-        api: client from :func:`k3smig_lib.k8s.client.api_client`.
+        kube: the cluster's transport (side, context, retry policy, call counts).
         resources: what to list (cluster-wide).
         workers: lists running at once.
-        side: ``source``/``target``, for error classes and messages.
-        context: kubeconfig context, named in credential errors.
         page_size: ``limit`` of each page.
-        policy: retry policy of each page.
         max_relists: restarts after 410 Gone before failing, per kind.
         on_page: told about every page received (from worker threads).
 
@@ -249,8 +226,8 @@ def list_many(
     Raises:
         SourceError | TargetError: the first list that failed for good (the others are cancelled).
     """
-    start = time.monotonic()
-    lister = _Lister(api, side, context, page_size, policy, on_page=on_page)
+    start = kube.clock()
+    lister = _Lister(kube, page_size, on_page=on_page)
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="k3smig-list") as pool:
         futures = [pool.submit(_list, lister, res, "", max_relists) for res in resources]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
@@ -260,4 +237,4 @@ def list_many(
             for f in futures:
                 f.cancel()
             raise first
-    return ListStats(results=[f.result() for f in futures], seconds=time.monotonic() - start)
+    return ListStats(results=[f.result() for f in futures], seconds=kube.clock() - start)

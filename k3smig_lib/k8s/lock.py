@@ -6,6 +6,9 @@ after it expired, and the takeover is reported. Every time is the **API server's
 header, truncated to the second, plus a 2 s margin), so clock skew between operators' machines
 cannot make a live lock look expired. Writes carry the ``resourceVersion`` read just before
 (optimistic concurrency): two runs racing for the same Lease get one 200 and one 409 → refused.
+
+Requests go through the target's transport (:class:`~k3smig_lib.k8s.client.Kube`): retried like
+every other call, failures mapped once; the lock handles 404 and 409 itself and reads ``Date``.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any
 
-from k3smig_lib.core.objects import Obj, ObjRef
+from k3smig_lib.core.objects import Obj
 from k3smig_lib.errors import TargetError
-from k3smig_lib.k8s.apply import Response, Rest, api_error
+from k3smig_lib.k8s.client import ApiResponse, Kube
 from k3smig_lib.log import logger
 
 LEASE_NAME = "k3smig-run-lock"
@@ -52,9 +55,9 @@ def _micro(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def server_now(resp: Response) -> datetime:
+def server_now(resp: ApiResponse) -> datetime:
     """The API server's clock from the response's ``Date`` header (the local UTC clock when absent)."""
-    header = resp.headers.get("Date") or resp.headers.get("date")
+    header = resp.header("Date")
     return parsedate_to_datetime(header).astimezone(UTC) if header else datetime.now(UTC)
 
 
@@ -107,21 +110,20 @@ class RunLock:
     """The target's run lock for one holder.
 
     Args:
-        rest: the target's :class:`~k3smig_lib.k8s.apply.Rest`.
+        kube: the target's transport.
         holder: this run's identity (:func:`holder_identity`).
         name: Lease name.
         namespace: Lease namespace (must exist; ``kube-system`` always does).
         duration: ``leaseDurationSeconds`` written on acquire and renew.
 
     Examples:
-        >>> with RunLock(rest, holder_identity("20250101-1200")) as grant:  # doctest: +SKIP
+        >>> with RunLock(kube, holder_identity("20250101-1200")) as grant:  # doctest: +SKIP
         ...     print(grant.report)
     """
 
-    def __init__(self, rest: Rest, holder: str, *, name: str = LEASE_NAME, namespace: str = LEASE_NAMESPACE,
+    def __init__(self, kube: Kube, holder: str, *, name: str = LEASE_NAME, namespace: str = LEASE_NAMESPACE,
                  duration: int = DEFAULT_DURATION) -> None:
-        self.rest, self.holder, self.name, self.namespace, self.duration = rest, holder, name, namespace, duration
-        self._ref = ObjRef("Lease", namespace, name, "coordination.k8s.io/v1")
+        self.kube, self.holder, self.name, self.namespace, self.duration = kube, holder, name, namespace, duration
 
     @property
     def _collection(self) -> str:
@@ -159,13 +161,18 @@ class RunLock:
         return self._put(resp.body, server_now(resp), None)
 
     def release(self) -> bool:
-        """Delete the Lease if this run holds it; True when it did (a lost lock is left alone)."""
+        """Delete the Lease if this run holds it; True when it did (a lost lock is left alone).
+
+        A 404 or 409 on the delete means someone else deleted or rewrote the Lease meanwhile: not
+        ours any more, so False. Any other failure raises.
+        """
         resp = self._get()
         if not resp.ok or LeaseView.of(resp.body).holder != self.holder:
             return False
         version = str((resp.body.get("metadata") or {}).get("resourceVersion"))
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"resourceVersion": version}}
-        deleted = self.rest.call("DELETE", f"{self._collection}/{self.name}", counter="writes", body=body)
+        deleted = self.kube.request("DELETE", f"{self._collection}/{self.name}", counter="writes", body=body,
+                                    accept=(404, 409))
         return deleted.ok
 
     def __enter__(self) -> Grant:
@@ -174,11 +181,8 @@ class RunLock:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.release()
 
-    def _get(self) -> Response:
-        resp = self.rest.call("GET", f"{self._collection}/{self.name}", counter="gets")
-        if not resp.ok and resp.status != 404:
-            raise api_error(resp, self._ref)
-        return resp
+    def _get(self) -> ApiResponse:
+        return self.kube.request("GET", f"{self._collection}/{self.name}", counter="gets", accept=(404,))
 
     def _spec(self, now: datetime, acquired: bool, transitions: int) -> Obj:
         spec: Obj = {"holderIdentity": self.holder, "leaseDurationSeconds": self.duration, "renewTime": _micro(now),
@@ -190,11 +194,9 @@ class RunLock:
     def _create(self, now: datetime) -> Grant:
         body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": self.name, "namespace": self.namespace}, "spec": self._spec(now, True, 0)}
-        resp = self.rest.call("POST", self._collection, counter="writes", body=body)
+        resp = self.kube.request("POST", self._collection, counter="writes", body=body, accept=(409,))
         if resp.status == 409:  # created meanwhile: by a rival, or by our own retried create
             return self._after_race()
-        if not resp.ok:
-            raise api_error(resp, self._ref)
         return Grant(self.holder, now + timedelta(seconds=self.duration))
 
     def _put(self, lease: Obj, now: datetime, previous: LeaseView | None) -> Grant:
@@ -202,11 +204,9 @@ class RunLock:
         acquired = view.holder != self.holder
         body = dict(lease) | {"spec": (lease.get("spec") or {}) | self._spec(now, acquired, view.transitions
                                                                               + int(acquired and bool(view.holder)))}
-        resp = self.rest.call("PUT", f"{self._collection}/{self.name}", counter="writes", body=body)
+        resp = self.kube.request("PUT", f"{self._collection}/{self.name}", counter="writes", body=body, accept=(409,))
         if resp.status == 409:  # resourceVersion moved: someone else wrote the Lease first
             return self._after_race()
-        if not resp.ok:
-            raise api_error(resp, self._ref)
         grant = Grant(self.holder, now + timedelta(seconds=self.duration))
         if previous is not None:
             grant = Grant(self.holder, grant.expires_at, previous.holder, previous.expires_at)

@@ -14,13 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes.client import ApiClient
-
 from k3smig_lib.core.quantity import parse_quantity
-from k3smig_lib.k8s.client import call_json
+from k3smig_lib.k8s.client import Kube
 from k3smig_lib.k8s.discovery import ApiResource
-from k3smig_lib.k8s.errors import ApiCall
-from k3smig_lib.k8s.retry import DEFAULT_POLICY, RetryPolicy
 
 K3S_INSTANCE_LABEL = "node.kubernetes.io/instance-type"
 K3S_VERSION_MARK = "+k3s"
@@ -43,39 +39,34 @@ class ServerVersion:
         return int(digits) if digits else 0
 
 
-def _get(api: ApiClient, path: str, call: ApiCall, policy: RetryPolicy) -> Any:
-    return call_json(api, "GET", path, call=call, policy=policy)
-
-
-def server_version(api: ApiClient, *, side: str = "", policy: RetryPolicy = DEFAULT_POLICY) -> ServerVersion:
+def server_version(kube: Kube) -> ServerVersion:
     """The API server's version (``GET /version``).
 
     Raises:
         SourceError | TargetError: the server cannot be reached or refuses (after retries).
 
     Examples:
-        >>> server_version(api).git_version  # doctest: +SKIP
+        >>> server_version(kube).git_version  # doctest: +SKIP
         'v1.36.3'
     """
-    doc = _get(api, "/version", ApiCall("get", "/version", side=side), policy) or {}
+    doc = kube.json("GET", "/version", counter="gets")
     return ServerVersion(str(doc.get("gitVersion", "")), str(doc.get("major", "")), str(doc.get("minor", "")),
                          str(doc.get("platform", "")))
 
 
-def kube_system_uid(api: ApiClient, *, side: str = "", policy: RetryPolicy = DEFAULT_POLICY) -> str:
+def kube_system_uid(kube: Kube) -> str:
     """UID of the ``kube-system`` namespace: a cluster's identity, stable for its lifetime.
 
     Raises:
         SourceError | TargetError: the namespace cannot be read (403 names the missing permission).
     """
-    call = ApiCall("get", "namespaces", name="kube-system", side=side)
-    doc = _get(api, "/api/v1/namespaces/kube-system", call, policy) or {}
+    doc = kube.json("GET", "/api/v1/namespaces/kube-system", counter="gets")
     return str((doc.get("metadata") or {}).get("uid", ""))
 
 
-def _items(api: ApiClient, path: str, resource: str, group: str, side: str, policy: RetryPolicy) -> list[Any]:
-    doc = _get(api, path, ApiCall("list", resource, group, side=side), policy) or {}
-    return list(doc.get("items") or [])
+def _items(kube: Kube, path: str) -> list[Any]:
+    """Items of one small list (nodes, StorageClasses: a handful, never paged in practice)."""
+    return list(kube.json("GET", path, counter="lists").get("items") or [])
 
 
 @dataclass(frozen=True)
@@ -96,19 +87,19 @@ class K3sEvidence:
         return self.version or self.node_label or self.kubelet
 
 
-def looks_like_k3s(api: ApiClient, *, side: str = "target", policy: RetryPolicy = DEFAULT_POLICY) -> K3sEvidence:
-    """Collect the K3s evidence of the cluster behind ``api``.
+def looks_like_k3s(kube: Kube) -> K3sEvidence:
+    """Collect the K3s evidence of the cluster behind ``kube``.
 
     Raises:
         SourceError | TargetError: nodes or StorageClasses cannot be listed.
 
     Examples:
-        >>> bool(looks_like_k3s(target_api))  # doctest: +SKIP
+        >>> bool(looks_like_k3s(target_kube))  # doctest: +SKIP
         True
     """
-    version = server_version(api, side=side, policy=policy).git_version
-    nodes = _items(api, "/api/v1/nodes", "nodes", "", side, policy)
-    classes = _items(api, "/apis/storage.k8s.io/v1/storageclasses", "storageclasses", "storage.k8s.io", side, policy)
+    version = server_version(kube).git_version
+    nodes = _items(kube, "/api/v1/nodes")
+    classes = _items(kube, "/apis/storage.k8s.io/v1/storageclasses")
     labelled = [n["metadata"]["name"] for n in nodes
                 if ((n.get("metadata") or {}).get("labels") or {}).get(K3S_INSTANCE_LABEL) == "k3s"]
     kubelets = [n["metadata"]["name"] for n in nodes
@@ -144,53 +135,35 @@ class PermissionCheck:
         return f'{kind} rule {{apiGroups: ["{self.group}"], resources: ["{res}"], verbs: ["{self.verb}"]}}'
 
 
-def can_i(
-    api: ApiClient,
-    verb: str,
-    resource: str,
-    group: str = "",
-    namespace: str = "",
-    *,
-    subresource: str = "",
-    side: str = "",
-    policy: RetryPolicy = DEFAULT_POLICY,
-) -> bool:
+def can_i(kube: Kube, verb: str, resource: str, group: str = "", namespace: str = "", *,
+          subresource: str = "") -> bool:
     """Whether the kubeconfig's user may ``verb`` the ``resource`` (a SelfSubjectAccessReview).
 
     Raises:
         SourceError | TargetError: the review itself failed (unreachable server, bad credentials).
 
     Examples:
-        >>> can_i(api, "list", "secrets")  # doctest: +SKIP
+        >>> can_i(kube, "list", "secrets")  # doctest: +SKIP
         True
     """
     attrs = {"verb": verb, "resource": resource, "group": group, "namespace": namespace, "subresource": subresource}
     body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
             "spec": {"resourceAttributes": {k: v for k, v in attrs.items() if v}}}
-    call = ApiCall("create", "selfsubjectaccessreviews", "authorization.k8s.io", side=side)
-    doc = call_json(api, "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", call=call, body=body,
-                    policy=policy) or {}
+    # a review stores nothing: it counts as a read
+    doc = kube.json("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", counter="gets", body=body)
     return bool((doc.get("status") or {}).get("allowed"))
 
 
-def missing_permissions(
-    api: ApiClient,
-    checks: Sequence[PermissionCheck],
-    *,
-    side: str = "",
-    workers: int = 4,
-    policy: RetryPolicy = DEFAULT_POLICY,
-) -> list[PermissionCheck]:
+def missing_permissions(kube: Kube, checks: Sequence[PermissionCheck], *, workers: int = 4) -> list[PermissionCheck]:
     """The ``checks`` the user is *not* allowed, in the order given (reviews run in parallel).
 
     Examples:
-        >>> missing_permissions(api, [PermissionCheck("list", "secrets")])  # doctest: +SKIP
+        >>> missing_permissions(kube, [PermissionCheck("list", "secrets")])  # doctest: +SKIP
         []
     """
 
     def allowed(c: PermissionCheck) -> bool:
-        return can_i(api, c.verb, c.resource, c.group, c.namespace, subresource=c.subresource, side=side,
-                     policy=policy)
+        return can_i(kube, c.verb, c.resource, c.group, c.namespace, subresource=c.subresource)
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="k3smig-ssar") as pool:
         verdicts = list(pool.map(allowed, checks))
@@ -252,15 +225,15 @@ def _node_capacity(node: dict[str, Any]) -> NodeCapacity:
                         int(parse_quantity(alloc.get("pods"))), ready)
 
 
-def node_capacity(api: ApiClient, *, side: str = "target", policy: RetryPolicy = DEFAULT_POLICY) -> Capacity:
+def node_capacity(kube: Kube) -> Capacity:
     """Allocatable CPU, memory, disk and pods of every node.
 
     Raises:
         SourceError | TargetError: nodes cannot be listed.
 
     Examples:
-        >>> node_capacity(target_api).cpu  # doctest: +SKIP
+        >>> node_capacity(target_kube).cpu  # doctest: +SKIP
         4.0
     """
-    nodes = _items(api, "/api/v1/nodes", "nodes", "", side, policy)
+    nodes = _items(kube, "/api/v1/nodes")
     return Capacity(tuple(sorted((_node_capacity(n) for n in nodes), key=lambda n: n.name)))

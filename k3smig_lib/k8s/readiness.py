@@ -191,6 +191,7 @@ def wait_until(
     timeout: float,
     interval: float = 2.0,
     *,
+    deadline: float | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     plan_only: bool = False,
@@ -198,11 +199,17 @@ def wait_until(
 ) -> T | None:
     """Poll ``fetch()`` until ``predicate`` holds for what it returns, or fail after ``timeout`` seconds.
 
+    The failure names ``timeout`` — the configured figure — never a measured or remaining time, so
+    the same failure always reads the same ("not ready after 3s", not "after 2.99999s").
+
     Args:
         fetch: reads the current state (an object, or a tuple such as (Service, EndpointSlices)).
         predicate: the readiness test, e.g. ``READINESS_PREDICATES["Deployment"]``.
-        timeout: seconds on ``clock`` before giving up.
+        timeout: seconds on ``clock`` before giving up, as configured (named in the failure).
         interval: seconds between polls.
+        deadline: when several waits share one budget, the absolute ``clock`` time to stop at
+            (instead of ``clock() + timeout``); ``timeout`` then only names the budget in the failure.
+            The first poll always happens, even when the deadline has passed.
         clock: monotonic seconds (a fake one in tests).
         sleep: how to wait (advances the fake clock in tests).
         plan_only: return None at once, without fetching (a dry run waits for nothing).
@@ -220,7 +227,7 @@ def wait_until(
     """
     if plan_only:
         return None
-    deadline = clock() + timeout
+    stop = clock() + timeout if deadline is None else deadline
     value: Any = None
     last_error = ""
     while True:
@@ -231,7 +238,7 @@ def wait_until(
                 return value  # type: ignore[no-any-return]
         except RetryableError as e:
             last_error = f"; last error: {e.message}"
-        remaining = deadline - clock()
+        remaining = stop - clock()
         if remaining <= 0:
             break
         sleep(min(interval, remaining))

@@ -89,12 +89,17 @@ def _describe(err: RetryableError) -> tuple[int, float | None]:
 
 
 def _give_up(what: str, err: RetryableError, attempts: int, elapsed: float, why: str) -> Exception:
+    """The final error: attempts, the bound that stopped the loop, and the last status.
+
+    The elapsed time goes to the log only: a message names what is configured (attempts, deadline),
+    never a measured float, so the same failure always reads the same (and tests can match it).
+    """
     status, _ = _describe(err)
     side = err.side if isinstance(err, ApiRetryableError) else ""
     last = f"HTTP {status}" if status else "no HTTP status (transport error)"
+    logger.warning("giving up on %s after %d attempt(s) in %.1fs (%s)", what, attempts, elapsed, why)
     return fatal_class(side)(
-        f"{what} failed after {attempts} attempt(s) in {elapsed:.1f}s ({why}); last error: {err.message}; "
-        f"last status: {last}",
+        f"{what} failed after {attempts} attempt(s) ({why}); last error: {err.message}; last status: {last}",
         fix="check the API server's health and the network, then re-run (the step is safe to repeat)",
     )
 
@@ -126,7 +131,7 @@ def call_with_retry(
 
     Raises:
         FatalError: (``SourceError``/``TargetError`` by side) when attempts or the deadline run out;
-            the message gives the attempts, elapsed time and the last status; chained to the last error.
+            the message gives the attempts, the bound reached and the last status; chained to the last error.
 
     Examples:
         >>> calls = []
@@ -150,7 +155,7 @@ def call_with_retry(
                 raise _give_up(what, err, attempt, elapsed, "attempts exhausted") from err
             delay = next_delay(policy, attempt, err, rand)
             if elapsed + delay > policy.deadline:
-                raise _give_up(what, err, attempt, elapsed, f"deadline of {policy.deadline:.0f}s") from err
+                raise _give_up(what, err, attempt, elapsed, f"deadline of {policy.deadline:g}s") from err
             status, retry_after = _describe(err)
             event = RetryEvent(what, attempt, delay, status, retry_after, err.message)
             logger.info("retrying %s in %.2fs after attempt %d: %s", what, delay, attempt, err.message)

@@ -151,29 +151,27 @@ class Preflight(PhaseRun):
 
         assert isinstance(self.source, LiveSource)
         checks = read_checks(self.source.exported_resources())
-        missing = set(missing_permissions(self.source.api, checks, side="source"))
+        missing = set(missing_permissions(self.source.kube, checks))
         return [{"side": "source", "check": c.label, "ok": c not in missing, "fix": c.fix} for c in checks]
 
     def _target_checks(self) -> list[dict[str, Any]]:
         from k3smig_lib.backends.live_target import LiveTarget
-        from k3smig_lib.k8s.client import api_client
         from k3smig_lib.k8s.preflight import PermissionCheck, looks_like_k3s, missing_permissions
         from k3smig_lib.phases._context import target_ref
         from k3smig_lib.phases.export import read_cleaned
 
-        api = api_client(target_ref(self.cfg))
         target = LiveTarget(target_ref(self.cfg))
         wanted: set[tuple[str, str]] = set()
         for obj in read_cleaned(self.cfg):
             info = target.resources.lookup(obj["apiVersion"], obj["kind"])
             if info is not None:  # unserved kinds are reported by the deploy plan as conflicts
-                wanted.add((info.group_version.rpartition("/")[0], info.plural))
+                wanted.add((info.group, info.name))
         verbs = ("get", "create", "patch")
         checks = [PermissionCheck(v, plural, group) for group, plural in sorted(wanted) for v in verbs]
         checks += [PermissionCheck(v, "leases", "coordination.k8s.io", "kube-system") for v in ("create", "update")]
-        missing = set(missing_permissions(api, checks, side="target"))
+        missing = set(missing_permissions(target.kube, checks))
         rows = [{"side": "target", "check": c.label, "ok": c not in missing, "fix": c.fix} for c in checks]
-        evidence = looks_like_k3s(api)
+        evidence = looks_like_k3s(target.kube)
         rows.append({"side": "target", "check": "looks like K3s", "ok": bool(evidence),
                      "fix": "point target_context at the K3s cluster built by phases 10-20 (" +
                             "; ".join(evidence.details) + ")"})
@@ -200,11 +198,11 @@ class Preflight(PhaseRun):
             {"resource": "PVC requests (GiB)", "needed": gib(pvc), "VM": self.cfg.disk_gb},
         ]
         if self.cfg.target_kind == "cluster":
-            from k3smig_lib.k8s.client import api_client
+            from k3smig_lib.k8s.client import Kube
             from k3smig_lib.k8s.preflight import node_capacity
             from k3smig_lib.phases._context import target_ref
 
-            nodes = node_capacity(api_client(target_ref(self.cfg)))
+            nodes = node_capacity(Kube.of(target_ref(self.cfg)))
             rows[0]["target nodes"], rows[1]["target nodes"] = round(nodes.cpu, 2), gib(nodes.memory)
             rows[2]["target nodes"] = gib(nodes.ephemeral_storage)
         for row in rows:

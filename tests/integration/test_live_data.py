@@ -25,7 +25,7 @@ from k3smig_lib.backends.live_source import LiveSource
 from k3smig_lib.backends.live_target import LiveTarget
 from k3smig_lib.core.manifest import manifest_from_dir
 from k3smig_lib.core.ownership import plan_ownership
-from k3smig_lib.errors import DataMismatchError, K3sMigError
+from k3smig_lib.errors import K3sMigError
 from k3smig_lib.k8s.client import ClusterRef, Kube
 from k3smig_lib.k8s.volhelper import remaining
 from k3smig_lib.phases._datapath import DIRTY, PROVEN, copy_pass, prove

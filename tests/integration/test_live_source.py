@@ -24,7 +24,7 @@ from k3smig_lib.backends.live_source import LiveSource, skip_reason, write_snaps
 from k3smig_lib.backends.snapshot import SnapshotSource
 from k3smig_lib.core.objects import Obj, ref, sha256_of
 from k3smig_lib.errors import SourceError
-from k3smig_lib.k8s.client import ClusterRef, api_client
+from k3smig_lib.k8s.client import ClusterRef, Kube, api_client
 from k3smig_lib.k8s.discovery import ApiResource
 from k3smig_lib.k8s.listing import PageEvent
 from k3smig_lib.k8s.preflight import (
@@ -48,6 +48,15 @@ pytestmark = pytest.mark.integration
 #: Short waits so fault tests fail in seconds, not minutes.
 FAST = RetryPolicy(attempts=4, base_delay=0.1, max_delay=1.0, deadline=20.0)
 Counts = Counter[tuple[str, str]]
+
+
+def recording(ref: ClusterRef, waits: list[float], **kw: Any) -> LiveSource:
+    """A live source whose transport records the waits the retry loop chooses instead of sleeping.
+
+    Fault tests then assert the exact waits (``Retry-After`` honoured, one backoff per retry) and
+    take no wall time for them.
+    """
+    return LiveSource(ref, kube=Kube.of(ref, policy=FAST, sleep=waits.append), **kw)
 
 
 def figures(label: str, **values: Any) -> None:
@@ -142,15 +151,15 @@ def test_events_and_allocation_records_are_skipped_with_a_reason(source: LiveSou
 def test_source_and_target_differ_in_identity_and_only_the_target_looks_like_k3s(
     sandbox: SandboxStatus, seeded: SeedReport
 ) -> None:
-    src_api, tgt_api = (api_client(cluster(sandbox, s)) for s in ("source", "target"))
-    src_uid, tgt_uid = kube_system_uid(src_api, side="source"), kube_system_uid(tgt_api, side="target")
+    src_api, tgt_api = (Kube.of(cluster(sandbox, s)) for s in ("source", "target"))
+    src_uid, tgt_uid = kube_system_uid(src_api), kube_system_uid(tgt_api)
     assert src_uid and tgt_uid and src_uid != tgt_uid
     info = LiveSource(cluster(sandbox, "source")).info()
     assert (info.kind, info.identity, info.cluster_name) == ("cluster", src_uid, sandbox.contexts["source"])
     assert info.kubernetes_version == server_version(src_api).git_version == sandbox.kubernetes_version
     assert info.distribution == "kapsule"  # the seeded nodes carry scaleway:// provider IDs
     assert LiveSource(cluster(sandbox, "target")).info().distribution == "k3s"
-    target, source = looks_like_k3s(tgt_api, side="target"), looks_like_k3s(src_api, side="source")
+    target, source = looks_like_k3s(tgt_api), looks_like_k3s(src_api)
     assert target and target.node_label and target.kubelet and target.local_path
     assert not source and not source.local_path
     capacity = node_capacity(tgt_api)
@@ -218,16 +227,16 @@ def test_access_review_allows_the_admin_and_denies_a_narrow_service_account(
     sandbox: SandboxStatus, seeded: SeedReport, tmp_path: Path
 ) -> None:
     ns = "k3smig-narrow-rbac"
-    admin = api_client(cluster(sandbox, "source"))
+    admin = Kube.of(cluster(sandbox, "source"))
     assert can_i(admin, "list", "secrets") and can_i(admin, "create", "leases", "coordination.k8s.io", "kube-system")
     kc = _narrow_service_account(sandbox, ns, tmp_path)
     try:
-        narrow = api_client(cluster(sandbox, "source", kc))
+        narrow = Kube.of(cluster(sandbox, "source", kc))
         assert can_i(narrow, "list", "pods", namespace=ns)
         assert not can_i(narrow, "list", "secrets", namespace=ns)
         checks = [PermissionCheck("list", "pods", namespace=ns), PermissionCheck("list", "secrets", namespace=ns),
                   PermissionCheck("list", "pods"), PermissionCheck("patch", "deployments", "apps", ns)]
-        missing = missing_permissions(narrow, checks, side="source")
+        missing = missing_permissions(narrow, checks)
         assert missing == checks[1:]
         assert missing[2].fix == 'a Role in ns k3smig-narrow-rbac rule {apiGroups: ["apps"], ' \
                                  'resources: ["deployments"], verbs: ["patch"]}'
@@ -248,15 +257,16 @@ def test_a_429_with_retry_after_is_waited_out_then_the_list_succeeds(
 ) -> None:
     proxy, kc = source_proxy
     proxy.set_faults(Fault("status", 429, retry_after=2, path="/api/v1/secrets"))
-    live = LiveSource(cluster(sandbox, "source", kc), policy=FAST)
+    waits: list[float] = []
+    live = recording(cluster(sandbox, "source", kc), waits)
     objects = live.list_objects()
     hits = proxy.requests("/api/v1/secrets")
     assert [h.status for h in hits] == [429, 200]
-    assert hits[1].at - hits[0].at >= 2.0  # Retry-After: 2 was honoured, not the 0.1s backoff
+    assert waits == [2.0]  # Retry-After: 2 was honoured, not the 0.1s backoff
     assert _ids(objects) == _ids(source.list_objects())
     assert live.stats is not None and live.stats.calls == len(live.stats.results) + 1
-    figures("429 retry", secrets_calls=len(hits), waited_s=round(hits[1].at - hits[0].at, 2),
-            list_calls=live.stats.calls)
+    assert live.kube.counts.retries == 1
+    figures("429 retry", secrets_calls=len(hits), waited_s=waits[0], list_calls=live.stats.calls)
 
 
 def test_a_503_is_retried_then_the_list_succeeds(
@@ -264,8 +274,10 @@ def test_a_503_is_retried_then_the_list_succeeds(
 ) -> None:
     proxy, kc = source_proxy
     proxy.set_faults(Fault("status", 503, times=2, path="/apis/apps/v1/deployments"))
-    objects = LiveSource(cluster(sandbox, "source", kc), policy=FAST).list_objects()
+    waits: list[float] = []
+    objects = recording(cluster(sandbox, "source", kc), waits).list_objects()
     assert [h.status for h in proxy.requests("/apis/apps/v1/deployments")] == [503, 503, 200]
+    assert len(waits) == 2 and 0 <= waits[0] < 0.1 and 0 <= waits[1] < 0.2  # full jitter under FAST's ceilings
     assert _ids(objects) == _ids(source.list_objects())
 
 
@@ -274,7 +286,9 @@ def test_reset_connections_are_retried_then_the_list_succeeds(
 ) -> None:
     proxy, kc = source_proxy
     proxy.set_faults(Fault("reset", path="/api/v1/configmaps"), Fault("reset_mid_body", path="/api/v1/secrets"))
-    objects = LiveSource(cluster(sandbox, "source", kc), policy=FAST).list_objects()
+    waits: list[float] = []
+    objects = recording(cluster(sandbox, "source", kc), waits).list_objects()
+    assert len(waits) == 2
     assert [h.fault for h in proxy.requests("/api/v1/configmaps")] == ["reset", ""]
     assert [h.fault for h in proxy.requests("/api/v1/secrets")] == ["reset_mid_body", ""]
     assert _ids(objects) == _ids(source.list_objects())
@@ -286,12 +300,14 @@ def test_a_persistent_503_fails_with_the_last_status(
 ) -> None:
     proxy, kc = source_proxy
     proxy.set_faults(Fault("status", 503, times=-1, path="/api/v1/secrets"))
-    start = time.monotonic()
-    with pytest.raises(SourceError, match=r"list secrets failed after 4 attempt\(s\).*last status: HTTP 503") as err:
-        LiveSource(cluster(sandbox, "source", kc), policy=FAST).list_objects()
+    waits: list[float] = []
+    with pytest.raises(SourceError, match=r"list secrets failed after 4 attempt\(s\) \(attempts exhausted\).*"
+                                          r"last status: HTTP 503") as err:
+        recording(cluster(sandbox, "source", kc), waits).list_objects()
     assert "check the API server's health" in err.value.fix
     assert [h.status for h in proxy.requests("/api/v1/secrets")] == [503] * 4
-    figures("persistent 503", attempts=4, failed_after_s=round(time.monotonic() - start, 2))
+    assert len(waits) == 3
+    figures("persistent 503", attempts=4, backoff_s=round(sum(waits), 3))
 
 
 def test_an_expired_continue_token_restarts_the_list_and_counts_match_kubectl(
@@ -299,8 +315,10 @@ def test_an_expired_continue_token_restarts_the_list_and_counts_match_kubectl(
 ) -> None:
     proxy, kc = source_proxy
     proxy.set_faults(Fault("status", 410, query="continue=", path="/api/v1/configmaps"))
-    live = LiveSource(cluster(sandbox, "source", kc), page_size=4, policy=FAST)
+    waits: list[float] = []
+    live = recording(cluster(sandbox, "source", kc), waits, page_size=4)
     objects = live.list_objects()
+    assert waits == []  # a relist is not a retry: no wait
     assert live.stats is not None
     relisted = [r for r in live.stats.results if r.relists]
     assert [(r.resource.name, r.relists) for r in relisted] == [("configmaps", 1)]
@@ -325,18 +343,19 @@ def _restart_source_apiserver(sb: SandboxStatus, state: dict[str, Any], index: i
                         cwd=Path(state["clusters"]["source"]["root"]))
     state["processes"][index] = new.to_json()
     (sb.state_dir / "sandbox.json").write_text(json.dumps(state, indent=2))
-    api = api_client(cluster(sb, "source"))
+    kube = Kube.of(cluster(sb, "source"), policy=RetryPolicy(attempts=1))
     while True:
         try:
-            server_version(api, side="source", policy=RetryPolicy(attempts=1))
+            server_version(kube)
             return time.monotonic() - start
         except SourceError:
             assert time.monotonic() - start < 90, "the source API server did not come back"
             time.sleep(0.3)
 
 
-def _export(sb: SandboxStatus, folder: Path, **kw: Any) -> LiveSource:
-    live = LiveSource(cluster(sb, "source"), **kw)
+def _export(sb: SandboxStatus, folder: Path, waits: list[float] | None = None, **kw: Any) -> LiveSource:
+    ref = cluster(sb, "source")
+    live = recording(ref, waits, **kw) if waits is not None else LiveSource(ref, **kw)
     write_snapshot(live.list_objects(), folder, live.info(), exported_at="")
     return live
 
@@ -368,6 +387,7 @@ def test_stopping_the_source_api_server_mid_list_fails_cleanly_and_a_rerun_is_id
     _settled_export(sandbox, tmp_path / "before")
     state, index, rec = _apiserver_record(sandbox)
     stopped: list[float] = []
+    waits: list[float] = []
 
     def stop_after_first_configmaps_page(event: PageEvent) -> None:
         if len(stopped) == 0 and event.page == 1 and event.resource.startswith("configmaps"):
@@ -378,12 +398,13 @@ def test_stopping_the_source_api_server_mid_list_fails_cleanly_and_a_rerun_is_id
     start = time.monotonic()
     try:
         with pytest.raises(SourceError, match=r"connection refused; last status: no HTTP status") as err:
-            _export(sandbox, tmp_path / "during", workers=1, page_size=3, policy=FAST,
+            _export(sandbox, tmp_path / "during", waits, workers=1, page_size=3,
                     on_page=stop_after_first_configmaps_page)
         failed_after = time.monotonic() - start
     finally:
         restart_s = _restart_source_apiserver(sandbox, state, index, rec)
     assert stopped and "re-run" in err.value.fix
+    assert len(waits) >= FAST.attempts - 1  # the failing page waited (on the recorder) before each retry
     assert not (tmp_path / "during" / "manifests").exists()  # a failed export writes nothing
     live = _export(sandbox, tmp_path / "after")
     assert _tree(tmp_path / "after") == _tree(tmp_path / "before")

@@ -9,9 +9,9 @@ from __future__ import annotations
 import base64
 import itertools
 import threading
-import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,9 +21,8 @@ from k3smig_lib.backends.base import ApplyResult, VolumeRef
 from k3smig_lib.backends.live_target import LiveTarget
 from k3smig_lib.core.objects import Obj
 from k3smig_lib.errors import FatalError
-from k3smig_lib.k8s.apply import Rest
-from k3smig_lib.k8s.client import ClusterRef, api_client
-from k3smig_lib.k8s.lock import LockHeldError, RunLock
+from k3smig_lib.k8s.client import ClusterRef, Kube, api_client
+from k3smig_lib.k8s.lock import LockHeldError, RunLock, server_now
 from k3smig_lib.sandbox import SandboxStatus
 
 pytestmark = pytest.mark.integration
@@ -271,8 +270,8 @@ def test_custom_resource_is_applied_after_its_crd_is_established(target_ref: Clu
         assert live(target, widget)["spec"] == {"size": 3}
         assert LiveTarget(target_ref).apply(objs, dry_run=True).changes == 0
     finally:
-        Rest(api_client(target_ref)).call("DELETE", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
-                                          f"widgets.{group}", counter="writes")
+        Kube.of(target_ref).request("DELETE", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+                                    f"widgets.{group}", counter="writes")
 
 
 def test_readiness_waits_for_a_deployment_and_names_a_stuck_one(target_ref: ClusterRef, ns: str) -> None:
@@ -315,10 +314,10 @@ def test_target_describes_itself_as_k3s_and_has_no_local_volume_folder(target_re
 
 
 def test_second_run_is_refused_while_the_first_holds_the_lock(target_ref: ClusterRef) -> None:
-    rest = Rest(api_client(target_ref))
+    kube = Kube.of(target_ref)
     name = f"k3smig-run-lock-{uuid.uuid4().hex[:6]}"
-    first = RunLock(rest, "alice@laptop run 1", name=name, duration=120)
-    second = RunLock(rest, "bob@ci run 2", name=name, duration=120)
+    first = RunLock(kube, "alice@laptop run 1", name=name, duration=120)
+    second = RunLock(kube, "bob@ci run 2", name=name, duration=120)
     grant = first.acquire()
     try:
         assert grant.holder == "alice@laptop run 1" and not grant.took_over_from
@@ -334,30 +333,32 @@ def test_second_run_is_refused_while_the_first_holds_the_lock(target_ref: Cluste
 
 
 def test_expired_lock_is_taken_over_and_reported(target_ref: ClusterRef) -> None:
-    rest = Rest(api_client(target_ref))
+    kube = Kube.of(target_ref)
     name = f"k3smig-run-lock-{uuid.uuid4().hex[:6]}"
-    crashed = RunLock(rest, "alice@laptop run 1", name=name, duration=1)
+    path = f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{name}"
+    crashed = RunLock(kube, "alice@laptop run 1", name=name, duration=60)
     crashed.acquire()
-    successor = RunLock(rest, "bob@ci run 2", name=name, duration=60)
+    successor = RunLock(kube, "bob@ci run 2", name=name, duration=60)
     with pytest.raises(LockHeldError, match="alice@laptop run 1"):
-        successor.acquire()  # not expired yet (1 s plus the 2 s margin)
-    time.sleep(4.5)
+        successor.acquire()  # alive: renewed just now
+    # the crashed run's last renewal, ten minutes ago by the server's clock: expired, no waiting for it
+    read = kube.request("GET", path, counter="gets")
+    lease = read.body
+    lease["spec"]["renewTime"] = (server_now(read) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    kube.request("PUT", path, counter="writes", body=lease)
     grant = successor.acquire()
     try:
         assert grant.took_over_from == "alice@laptop run 1"
         assert "taken over from alice@laptop run 1" in grant.report
-        lease = rest.call("GET", f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{name}",
-                          counter="gets").body
+        lease = kube.json("GET", path, counter="gets")
         assert lease["spec"]["holderIdentity"] == "bob@ci run 2" and lease["spec"]["leaseTransitions"] == 1
     finally:
         assert successor.release()
 
 
-
-
 def test_two_runs_started_together_one_proceeds_and_one_is_refused(target_ref: ClusterRef) -> None:
     name = f"k3smig-run-lock-{uuid.uuid4().hex[:6]}"
-    locks = [RunLock(Rest(api_client(target_ref)), f"op{i}@host run {i}", name=name, duration=60) for i in (1, 2)]
+    locks = [RunLock(Kube.of(target_ref), f"op{i}@host run {i}", name=name, duration=60) for i in (1, 2)]
     start = threading.Barrier(2)
     outcomes: dict[str, str] = {}
 

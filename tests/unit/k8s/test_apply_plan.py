@@ -1,34 +1,30 @@
-"""The write side's building blocks: what counts as a difference, error mapping, and bounded retries.
+"""The write side: what counts as a difference, and the live target's plan, write and wait loops.
 
-Retries are exercised against a real HTTP server on 127.0.0.1 that answers with scripted statuses.
+The loops run against the scripted API server of ``fakeapi.py`` (real HTTP on 127.0.0.1, the real
+``ApiClient``) on fake time: a write conflict's backoff and a readiness timeout take no wall time.
 """
 
 from __future__ import annotations
 
-import json
-import threading
-import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
 
-from k3smig_lib.core.objects import ObjRef
-from k3smig_lib.k8s.apply import (
-    ApiCallError,
-    CallCounts,
-    ResourceInfo,
-    Response,
-    Rest,
-    RetryableApiError,
-    api_error,
-    apply_body,
-    differing_fields,
-    managed_by,
-)
+from k3smig_lib.backends.live_target import LiveTarget
+from k3smig_lib.core.objects import Obj
+from k3smig_lib.errors import ConflictError, FatalError, TargetError
+from k3smig_lib.k8s.apply import apply_body, differing_fields, managed_by
+from k3smig_lib.k8s.client import ClusterRef, Kube
+from k3smig_lib.k8s.discovery import ApiResource
+from k3smig_lib.k8s.lock import LockHeldError, RunLock
 
+sys.path.insert(0, str(Path(__file__).parent))  # tests are not a package
+from fakeapi import FakeApiServer, FakeTime, Seen, status  # noqa: E402
+
+MakeKube = Callable[..., Kube]
 LIVE_META = {"name": "web", "namespace": "shop", "uid": "3f1c", "resourceVersion": "812", "generation": 4,
              "creationTimestamp": "2025-01-01T00:00:00Z",
              "managedFields": [{"manager": "k3smig", "operation": "Apply"}]}
@@ -69,91 +65,146 @@ def test_managed_by_reads_managed_fields() -> None:
 
 
 def test_resource_path_of_cluster_scoped_and_core_kinds() -> None:
-    assert ResourceInfo("v1", "Namespace", "namespaces", False).path("ignored", "shop") == "/api/v1/namespaces/shop"
-    assert ResourceInfo("v1", "Secret", "secrets", True).path("shop") == "/api/v1/namespaces/shop/secrets"
+    assert ApiResource("", "v1", "namespaces", "Namespace", False).path("ignored", "shop") == "/api/v1/namespaces/shop"
+    assert ApiResource("", "v1", "secrets", "Secret", True).path("shop") == "/api/v1/namespaces/shop/secrets"
 
 
-SECRET_ECHO = {"kind": "Status", "status": "Failure", "reason": "Invalid", "code": 422,
-               "message": 'Secret "db" is invalid: data[password]: Invalid value: "hunter2-plain"',
-               "details": {"causes": [{"field": "data[password]", "message": "Invalid value"}]}}
+CORE = {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
+    {"name": "configmaps", "kind": "ConfigMap", "namespaced": True, "verbs": ["get", "list", "patch", "create"]},
+    {"name": "secrets", "kind": "Secret", "namespaced": True, "verbs": ["get", "list", "patch", "create"]}]}
+APPS = {"kind": "APIResourceList", "groupVersion": "apps/v1", "resources": [
+    {"name": "deployments", "kind": "Deployment", "namespaced": True, "verbs": ["get", "list", "patch"]},
+    {"name": "deployments/status", "kind": "Deployment", "namespaced": True, "verbs": ["get"]}]}
+CM_PATH = "/api/v1/namespaces/shop/configmaps/web"
 
 
-def test_error_of_a_secret_never_repeats_the_server_message() -> None:
-    err = api_error(Response(422, SECRET_ECHO), ObjRef("Secret", "shop", "db"), secret=True)
-    assert isinstance(err, ApiCallError) and err.status == 422
-    assert "hunter2" not in str(err)
-    assert str(err).startswith("secret/db in ns shop: the API server answered 422 Invalid (fields: data[password])")
-    assert "to fix this, fix the object" in str(err)
+def configmap(**data: str) -> Obj:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web", "namespace": "shop"}, "data": data}
 
 
-def test_error_of_another_kind_keeps_the_cut_server_message() -> None:
-    body = {"reason": "Forbidden", "message": 'configmaps "web" is forbidden: User "ci" cannot patch'}
-    err = api_error(Response(403, body), ObjRef("ConfigMap", "shop", "web"))
-    assert "cannot patch" in str(err) and "grant this verb" in str(err)
-    assert not isinstance(err, RetryableApiError)
+def target_on(make_kube: MakeKube, **kw: Any) -> LiveTarget:
+    return LiveTarget(ClusterRef("", "k3s-vm", "target"), kube=make_kube(), **kw)
 
 
-def test_throttling_maps_to_a_retryable_error() -> None:
-    assert isinstance(api_error(Response(429, {"reason": "TooManyRequests"})), RetryableApiError)
+def dry_run_or_write(dry: Any, real: Any) -> Callable[[Seen], Any]:
+    """A PATCH route that answers dry runs and real applies differently."""
+    return lambda seen: dry if seen.query.get("dryRun") == ["All"] else real
 
 
-class Scripted(BaseHTTPRequestHandler):
-    """Answers each request with the next (status, headers) of the server's script; then 200."""
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        script: list[tuple[int, dict[str, str]]] = self.server.script  # type: ignore[attr-defined]
-        status, headers = script.pop(0) if script else (200, {})
-        self.server.seen.append(time.monotonic())  # type: ignore[attr-defined]
-        body = json.dumps({"kind": "Status", "code": status} if status != 200 else {"kind": "Namespace"}).encode()
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+def test_a_refused_change_names_reason_and_field_causes_never_the_message(
+    apiserver: FakeApiServer, make_kube: MakeKube
+) -> None:
+    apiserver.on("GET", "/api/v1", (200, {}, CORE))
+    apiserver.on("GET", CM_PATH, (404, {}, status(404, "NotFound")))
+    apiserver.on("PATCH", CM_PATH, (422, {}, status(422, "Invalid", 'ConfigMap "web" is invalid: data[k]: "v4lue"',
+                                                    [{"field": "data[k]", "reason": "FieldValueInvalid",
+                                                      "message": 'Invalid value: "v4lue"'}])))
+    plan = target_on(make_kube).apply([configmap(k="v4lue")], dry_run=True)
+    item = plan.items[0]
+    assert item.action == "conflict"
+    assert item.reason == "the API server refuses the change (HTTP 422 Invalid; fields data[k] (FieldValueInvalid))"
 
 
-@pytest.fixture
-def server() -> Iterator[Any]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
-    httpd.script, httpd.seen = [], []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+def test_a_write_conflict_replans_with_a_bounded_jittered_backoff_on_the_injected_sleep(
+    apiserver: FakeApiServer, make_kube: MakeKube, fake_time: FakeTime
+) -> None:
+    apiserver.on("GET", "/api/v1", (200, {}, CORE))
+    live = configmap(a="1") | {"metadata": {"name": "web", "namespace": "shop", "resourceVersion": "7"}}
+    apiserver.on("GET", CM_PATH, (200, {}, live))
+    apiserver.route("PATCH", CM_PATH, dry_run_or_write((200, {}, configmap(a="2")),
+                                                       (409, {}, status(409, "Conflict", "the object was modified"))))
+    target = target_on(make_kube)
+    with pytest.raises(ConflictError, match="kept conflicting after 3 attempts"):
+        target.apply([configmap(a="2")], dry_run=False, existing="update")
+    real = [s for s in apiserver.requests("PATCH") if "dryRun" not in s.query]
+    assert len(real) == 3
+    assert fake_time.sleeps == [0.1, 0.2]  # rand 0.5 × ceilings 0.2, 0.4; no wait after the last attempt
+    assert (target.calls.applies, target.calls.dry_runs, target.calls.retries) == (3, 4, 0)
 
 
-def rest_for(port: int) -> Rest:
-    cfg = client.Configuration(host=f"http://127.0.0.1:{port}")
-    cfg.retries = 0
-    return Rest(client.ApiClient(cfg), CallCounts())
+def test_a_write_conflict_that_converged_meanwhile_is_unchanged(
+    apiserver: FakeApiServer, make_kube: MakeKube, fake_time: FakeTime
+) -> None:
+    apiserver.on("GET", "/api/v1", (200, {}, CORE))
+    apiserver.on("GET", CM_PATH, (200, {}, configmap(a="1")), (200, {}, configmap(a="2")))
+    apiserver.route("PATCH", CM_PATH, dry_run_or_write((200, {}, configmap(a="2")), (409, {}, status(409, "Conflict"))))
+    result = target_on(make_kube).apply([configmap(a="2")], dry_run=False, existing="update")
+    assert [i.action for i in result.items] == ["unchanged"] and fake_time.sleeps == []
 
 
-def test_rest_honours_retry_after_then_succeeds(server: Any) -> None:
-    server.script = [(429, {"Retry-After": "1"}), (503, {})]
-    rest = rest_for(server.server_address[1])
-    resp = rest.call("GET", "/api/v1/namespaces/shop", counter="gets")
-    assert resp.ok and resp.body == {"kind": "Namespace"}
-    assert server.seen[1] - server.seen[0] >= 0.95  # waited as the server asked
-    assert (rest.counts.gets, rest.counts.retries) == (1, 2)
+def test_another_refusal_of_a_write_raises_the_translated_error(
+    apiserver: FakeApiServer, make_kube: MakeKube
+) -> None:
+    apiserver.on("GET", "/api/v1", (200, {}, CORE))
+    apiserver.on("GET", CM_PATH, (404, {}, status(404, "NotFound")))
+    apiserver.route("PATCH", CM_PATH, dry_run_or_write((201, {}, configmap(a="1")),
+                                                       (403, {}, status(403, "Forbidden"))))
+    with pytest.raises(TargetError, match=r"patch configmaps/web in ns shop: not allowed") as err:
+        target_on(make_kube).apply([configmap(a="1")], dry_run=False)
+    assert 'verbs: ["patch"]' in err.value.fix
 
 
-def test_rest_gives_back_the_last_status_when_the_fault_persists(server: Any) -> None:
-    server.script = [(503, {})] * 4
-    rest = rest_for(server.server_address[1])
-    resp = rest.call("GET", "/api/v1/namespaces/shop", counter="gets")
-    assert resp.status == 503 and len(server.seen) == 4
+def not_ready() -> Obj:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "stuck", "namespace": "shop",
+                                                                        "generation": 1},
+            "spec": {"replicas": 1}, "status": {"observedGeneration": 1, "replicas": 1}}
 
 
-def test_rest_raises_retryable_error_when_nothing_listens() -> None:
-    with ThreadingHTTPServer(("127.0.0.1", 0), Scripted) as probe:
-        port = probe.server_address[1]  # closed again below: nothing listens there
-    rest = rest_for(port)
-    rest.attempts = 2
-    with pytest.raises(RetryableApiError, match=rf"GET /version failed 2 times: .*127.0.0.1:{port} is reachable"):
-        rest.call("GET", "/version", counter="gets")
+def test_a_readiness_timeout_names_the_configured_timeout_not_the_time_left(
+    apiserver: FakeApiServer, make_kube: MakeKube, fake_time: FakeTime
+) -> None:
+    apiserver.on("GET", "/apis/apps/v1", (200, {}, APPS))
+    apiserver.on("GET", "/apis/apps/v1/namespaces/shop/deployments/stuck", (200, {}, not_ready()))
+    target = target_on(make_kube)
+    ticking = target.kube.clock
+
+    def clock() -> float:  # every reading costs a little time, as a real request does
+        fake_time.now += 0.00001
+        return ticking()
+
+    target.kube.clock = clock
+    with pytest.raises(FatalError, match=r"^deployment/stuck in ns shop is not ready after 3s: 0/1 available"):
+        target.wait_ready([not_ready()], timeout=3, interval=0.5)
+    assert sum(fake_time.sleeps) <= 3 and fake_time.sleeps[0] == 0.5
+
+
+def test_several_waits_share_one_deadline_and_each_failure_names_the_budget(
+    apiserver: FakeApiServer, make_kube: MakeKube, fake_time: FakeTime
+) -> None:
+    ready = not_ready() | {"metadata": {"name": "web", "namespace": "shop", "generation": 1},
+                           "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1,
+                                      "availableReplicas": 1}}
+    apiserver.on("GET", "/apis/apps/v1", (200, {}, APPS))
+    web_path = "/apis/apps/v1/namespaces/shop/deployments/web"
+    apiserver.on("GET", web_path, (200, {}, not_ready()), (200, {}, not_ready()), (200, {}, ready))
+    apiserver.on("GET", "/apis/apps/v1/namespaces/shop/deployments/stuck", (200, {}, not_ready()))
+    with pytest.raises(FatalError, match=r"deployment/stuck in ns shop is not ready after 10s"):
+        target_on(make_kube).wait_ready([ready, not_ready()], timeout=10, interval=2)
+    assert sum(fake_time.sleeps) == pytest.approx(10.0)  # 2 + 2 for web, then the 6 left for stuck
+
+
+LEASE_PATH = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/k3smig-run-lock"
+DATE = {"Date": "Wed, 21 Oct 2015 07:28:00 GMT"}
+
+
+def test_the_lock_takes_the_servers_clock_and_names_a_live_holder(apiserver: FakeApiServer,
+                                                                  make_kube: MakeKube) -> None:
+    held = {"metadata": {"name": "k3smig-run-lock", "resourceVersion": "5"},
+            "spec": {"holderIdentity": "alice run 1", "leaseDurationSeconds": 60,
+                     "renewTime": "2015-10-21T07:27:30.000000Z"}}
+    apiserver.on("GET", LEASE_PATH, (200, DATE, held))
+    with pytest.raises(LockHeldError, match=r"alice run 1; it expires 2015-10-21T07:28:30.000000Z \(in 30s\)"):
+        RunLock(make_kube(), "bob run 2").acquire()
+    assert not apiserver.requests("PUT") and not apiserver.requests("POST")  # refused before any write
+
+
+def test_a_lock_created_by_a_rival_in_the_meantime_is_refused(apiserver: FakeApiServer, make_kube: MakeKube) -> None:
+    rival = {"metadata": {"name": "k3smig-run-lock", "resourceVersion": "1"},
+             "spec": {"holderIdentity": "alice run 1", "leaseDurationSeconds": 60,
+                      "renewTime": "2015-10-21T07:28:00.000000Z"}}
+    apiserver.on("GET", LEASE_PATH, (404, DATE, status(404, "NotFound")), (200, DATE, rival))
+    apiserver.on("POST", LEASE_PATH.rsplit("/", 1)[0], (409, DATE, status(409, "AlreadyExists")))
+    lock = RunLock(make_kube(), "bob run 2")
+    with pytest.raises(LockHeldError, match="alice run 1"):
+        lock.acquire()
+    assert lock.kube.counts.writes == 1 and not lock.release()  # not ours: left alone

@@ -142,3 +142,26 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412500.0) == 0.0
     assert parse_retry_after("") is None and parse_retry_after("later") is None
+
+
+def test_field_causes_carry_their_reason_and_never_their_message() -> None:
+    body = {"kind": "Status", "reason": "Invalid", "code": 422,
+            "message": f'ConfigMap "app" is invalid: {SECRET_VALUE}',
+            "details": {"causes": [
+                {"field": "metadata.name", "reason": "FieldValueRequired", "message": "Required value"},
+                {"field": ".spec.template.spec.containers[name=\"web\"].image", "reason": "FieldManagerConflict",
+                 "message": f'conflict with "kubectl-edit": {SECRET_VALUE}'},
+                {"field": "data", "reason": "not a reason!", "message": "x"},
+                {"message": "a cause without a field is dropped"}]}}
+    err = translate(api_error(422, "Unprocessable Entity", body), ApiCall("patch", "configmaps", "", "shop", "app"))
+    assert err.message == (
+        'patch configmaps/app in ns shop: refused (HTTP 422 Unprocessable Entity: Invalid; '
+        'fields metadata.name (FieldValueRequired), .spec.template.spec.containers[name="web"].image '
+        "(FieldManagerConflict), data)")
+    assert SECRET_VALUE not in str(err) and "Required value" not in str(err) and "kubectl-edit" not in str(err)
+
+
+def test_a_field_path_that_could_carry_a_value_is_dropped() -> None:
+    body = {"reason": "Invalid", "details": {"causes": [{"field": "data[password]: hunter2 is weak", "reason": "X"}]}}
+    err = translate(api_error(422, "Unprocessable Entity", body), ApiCall("patch", "secrets", side="target"))
+    assert "hunter2" not in str(err) and "HTTP 422 Unprocessable Entity: Invalid)" in str(err)

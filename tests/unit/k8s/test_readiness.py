@@ -149,3 +149,21 @@ def test_summary_of_a_service_counts_its_ready_endpoints() -> None:
 def test_summary_of_a_failed_job_names_the_failed_condition() -> None:
     job = yaml.safe_load((FIXTURES / "jobs.yaml").read_text())[2]["object"]
     assert summary(job) == "condition Failed=True (BackoffLimitExceeded)"
+
+
+def test_waits_sharing_one_deadline_name_the_configured_timeout() -> None:
+    clock = FakeClock()
+    deadline = clock() + 10
+    clock.sleep(7.25)  # an earlier wait used most of the budget
+    with pytest.raises(FatalError, match=r"pvc/data in ns shop is not ready after 10s: phase Pending"):
+        wait_until(lambda: {"kind": "PersistentVolumeClaim", "status": {"phase": "Pending"}},
+                   READINESS_PREDICATES["PersistentVolumeClaim"], 10, 2, deadline=deadline, clock=clock,
+                   sleep=clock.sleep, subject=ObjRef("PVC", "shop", "data"))
+    assert clock.sleeps[1:] == [2, 0.75]
+
+
+def test_a_passed_shared_deadline_still_polls_once() -> None:
+    clock = FakeClock()
+    bound = {"kind": "PersistentVolumeClaim", "status": {"phase": "Bound"}}
+    assert wait_until(lambda: bound, READINESS_PREDICATES["PersistentVolumeClaim"], 5, deadline=clock() - 1,
+                      clock=clock, sleep=clock.sleep) is bound

@@ -147,3 +147,13 @@ def test_every_wait_is_announced_before_it_happens() -> None:
     fn, _ = failing([throttled(retry_after=1.0), throttled(status=503)])
     call_with_retry(fn, what="list cm", sleep=t.sleep, clock=t.clock, rand=lambda: 0.5, on_retry=events.append)
     assert [(e.attempt, e.status, e.retry_after, e.delay) for e in events] == [(1, 429, 1.0, 1.0), (2, 503, None, 0.5)]
+
+
+def test_the_final_message_names_the_bounds_not_the_measured_time() -> None:
+    t = FakeTime()
+    fn, _ = failing([throttled(status=503)] * 3)
+    with pytest.raises(SourceError) as err:
+        call_with_retry(fn, what="list secrets", policy=RetryPolicy(attempts=3), sleep=t.sleep, clock=t.clock,
+                        rand=lambda: 0.123456)
+    assert err.value.message == ("list secrets failed after 3 attempt(s) (attempts exhausted); last error: "
+                                 "list secrets: HTTP 503; last status: HTTP 503")
