@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,12 +84,17 @@ class HelperSpec:
     node: str = ""
     tolerations: tuple[dict[str, Any], ...] = ()
     deadline: int = 6 * 3600
+    session: str = field(default_factory=lambda: secrets.token_hex(3))
 
     @property
     def name(self) -> str:
-        """A stable, valid pod name: ``k3smig-<side>-<hash of run, namespace and claim>``."""
-        digest = hashlib.sha256(f"{self.run_id}\0{self.namespace}\0{self.claim}\0{self.user}".encode()).hexdigest()
-        return f"k3smig-{'src' if self.side == 'source' else 'dst'}-{digest[:12]}"
+        """``k3smig-<side>-<hash of run, namespace and claim>-<session>``: a fresh pod per session.
+
+        A new name each time keeps a session from meeting the pod of the previous one while that is
+        still being deleted; the run id label is what sweeps go by.
+        """
+        digest = hashlib.sha256(f"{self.run_id}\0{self.namespace}\0{self.claim}".encode()).hexdigest()
+        return f"k3smig-{'src' if self.side == 'source' else 'dst'}-{digest[:10]}-{self.session}"
 
     @property
     def user_text(self) -> str:
@@ -204,7 +210,7 @@ class Helper:
         return f"pod {self.spec.namespace}/{self.name}" + (f" on node {self.node}" if self.node else "")
 
     def create(self) -> None:
-        """Create the pod (an existing one of the same name, from a crashed attempt, is replaced).
+        """Create the pod.
 
         Raises:
             PodSecurityRefusedError: the namespace enforces a Pod Security level the helper does not meet.
@@ -212,7 +218,6 @@ class Helper:
         """
         ns = self.spec.namespace
         path = f"/api/v1/namespaces/{ns}/pods"
-        self.delete(wait=True)
         resp = self.kube.request("POST", path, counter="writes", body=helper_pod(self.spec), accept=(403,))
         if resp.status == 403:
             found = _PSA.search(str(resp.body.get("message", "")))

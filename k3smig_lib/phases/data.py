@@ -48,7 +48,7 @@ from k3smig_lib.core.ownership import OwnershipPlan, plan_ownership
 from k3smig_lib.phases._base import PhaseRun
 from k3smig_lib.phases._context import open_source, open_target
 from k3smig_lib.phases._datapath import PassRecord, Proof, copy_pass, prove
-from k3smig_lib.phases.deploy import INTENDED, VERIFIED, desired_objects, release
+from k3smig_lib.phases.deploy import HELD_UNTIL, INTENDED, VERIFIED, desired_objects, is_singleton, release
 from k3smig_lib.show import progress
 
 PHASE = "70_migrate_data"
@@ -219,6 +219,7 @@ class Data(PhaseRun):
             if current is not None and current.entries["."].uid != user[0]:  # type: ignore[index]
                 # a new volume's root folder belongs to root; setting its owner needs a root writer
                 stack.close()
+                del self._dst[v.id], self._dst_stacks[v.id]
                 self.users[v.id] = (None, f"root: the target volume's root folder belongs to "
                                     f"{current.entries['.'].uid}:{current.entries['.'].gid} and must change")
                 return self._target(v)
@@ -523,20 +524,19 @@ class Data(PhaseRun):
         return rows
 
     def _runner_rows(self) -> list[dict[str, Any]]:
-        """GitLab Runner: the old and the new runner must not run at once with the same system id."""
+        """GitLab Runner: the old and the new runner must not run at once with the same registration."""
         rows = []
         for obj in self.objects:
-            spec = pod_spec(obj) or {}
-            if not any("gitlab-runner" in str(c.get("image", "")) for c in spec.get("containers") or []):
+            if not is_singleton(obj):
                 continue
-            replicas = int(get_path(obj, "spec.replicas", 1) or 0)
-            detail = (f"{ref(obj).id}: the source runner keeps polling with the same registration; stop it "
-                      "(scale to 0) when the target runner starts, or both take jobs with one system id")
-            live = self.cfg.target_kind == "cluster" and replicas > 0
-            rows.append({"volume": ref(obj).id, "check": "gitlab runner overlap", "result": "WARN" if live else "PASS",
-                         "detail": detail if live else "nothing runs yet (the target is a GitOps tree): " + detail})
-            if live:
-                self.warnings.append(detail)
+            held = int(get_path(obj, "spec.replicas", 1) or 0) == 0
+            intended = (get_path(obj, "metadata.annotations", {}) or {}).get(INTENDED)
+            detail = (f"held at 0 on the target until cutover, with {intended} replica(s) recorded: the source runner "
+                      "keeps its jobs, never two runners with one registration" if held else
+                      "runs on the target while the source runner may still run: two runners with one registration "
+                      "take each other's jobs; stop one")
+            rows.append({"volume": ref(obj).id, "check": "gitlab runner overlap", "result": "PASS" if held else "FAIL",
+                         "detail": detail})
         return rows
 
     def release(self) -> pd.DataFrame:
@@ -544,7 +544,7 @@ class Data(PhaseRun):
         rows, releasing = [], []
         for obj in self.objects:
             ann = (obj.get("metadata") or {}).get("annotations") or {}
-            if INTENDED not in ann or ann.get(VERIFIED):
+            if INTENDED not in ann or ann.get(VERIFIED) or ann.get(HELD_UNTIL):
                 continue
             ns = ref(obj).namespace
             needed = [f"{ns}/{c}" for c in required_claims(obj)]
@@ -591,7 +591,8 @@ class Data(PhaseRun):
     def helpers(self) -> pd.DataFrame:
         """Who read and wrote each volume (helper pod or folder, user and why)."""
         rows = [vars(s.access) | {"volume": vid} for vid, s in self._src.items()]
-        rows += [vars(t.access) | {"volume": vid} for vid, t in self._dst.items()]
+        rows += [vars(t.access) | {"volume": vid, "why": self.users.get(vid, (None, ""))[1] or t.access.why}
+                 for vid, t in self._dst.items()]
         return self.save_table("volume_access", pd.DataFrame(rows))
 
     def finish(self) -> pd.DataFrame:

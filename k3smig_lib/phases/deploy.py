@@ -3,6 +3,10 @@
 Workloads that mount PersistentVolumeClaims are applied at 0 replicas with their intended count
 recorded on the object (``k3smig.io/intended-replicas``); phase 70 releases them once their data is
 proven equal. A workload already released by an earlier run stays released, so a re-run changes nothing.
+
+Workloads that must never run on both clusters at once (a GitLab Runner: two runners with one
+registration take each other's jobs) are held the same way until cutover, with the reason recorded
+(``k3smig.io/held-until: cutover``); the data phase never releases them.
 """
 
 from __future__ import annotations
@@ -21,7 +25,17 @@ from k3smig_lib.phases.export import read_cleaned
 PHASE = "60_deploy_applications"
 INTENDED = "k3smig.io/intended-replicas"
 VERIFIED = "k3smig.io/data-verified"
+HELD_UNTIL = "k3smig.io/held-until"
 SCALABLE = ("Deployment", "StatefulSet")
+#: Images of workloads that must not run on the source and the target at the same time.
+SINGLETON_IMAGES = ("gitlab/gitlab-runner", "gitlab-runner")
+
+
+def is_singleton(obj: Obj) -> bool:
+    """A workload that must run on one cluster only (a GitLab Runner shares its registration)."""
+    containers = (pod_spec(obj) or {}).get("containers") or []
+    return obj.get("kind") in SCALABLE and any(any(i in str(c.get("image", "")) for i in SINGLETON_IMAGES)
+                                               for c in containers)
 
 
 def mounts_claims(obj: Obj) -> list[str]:
@@ -60,6 +74,14 @@ def desired_objects(cfg: Settings, target: Target) -> tuple[list[Obj], list[dict
         if obj.get("kind") == "Job" and cfg.target_kind == "cluster":
             held_rows.append({"workload": ref(obj).id, "claims": "", "intended replicas": "",
                               "state": "skipped until cutover (a standalone Job would run on the target)"})
+            continue
+        if is_singleton(obj):
+            held = hold(obj)
+            held["metadata"]["annotations"][HELD_UNTIL] = "cutover"
+            out.append(held)
+            held_rows.append({"workload": ref(obj).id, "claims": "", "intended replicas":
+                              held["metadata"]["annotations"][INTENDED],
+                              "state": "held at 0 until cutover (the source runner keeps its jobs until then)"})
             continue
         claims = mounts_claims(obj) if obj.get("kind") in SCALABLE else []
         if not claims:

@@ -49,6 +49,25 @@ def workload_requests(objects: list[Obj]) -> tuple[float, float]:
     return cpu, mem
 
 
+def data_path_checks(namespaces: list[str], side: str) -> list[Any]:
+    """What moving volume data needs in each namespace that holds a claim: helper pods, exec, quiesce, marks.
+
+    Source: create/get/delete pods and ``pods/exec``, patch Deployments and StatefulSets (quiesce);
+    target: the same pods and exec, and patch PersistentVolumeClaims (the data state annotation).
+    """
+    from k3smig_lib.k8s.preflight import PermissionCheck
+
+    checks: list[Any] = []
+    for ns in namespaces:
+        checks += [PermissionCheck(v, "pods", "", ns) for v in ("create", "get", "delete")]
+        checks.append(PermissionCheck("create", "pods", "", ns, "exec"))
+        if side == "source":
+            checks += [PermissionCheck("patch", plural, "apps", ns) for plural in ("deployments", "statefulsets")]
+        else:
+            checks.append(PermissionCheck("patch", "persistentvolumeclaims", "", ns))
+    return checks
+
+
 class Preflight(PhaseRun):
     """State of the preflight notebook: one table per area, blocking findings collected as errors."""
 
@@ -151,6 +170,7 @@ class Preflight(PhaseRun):
 
         assert isinstance(self.source, LiveSource)
         checks = read_checks(self.source.exported_resources())
+        checks += data_path_checks(sorted({v.namespace for v in self.source.list_volumes()}), "source")
         missing = set(missing_permissions(self.source.kube, checks))
         return [{"side": "source", "check": c.label, "ok": c not in missing, "fix": c.fix} for c in checks]
 
@@ -169,6 +189,8 @@ class Preflight(PhaseRun):
         verbs = ("get", "create", "patch")
         checks = [PermissionCheck(v, plural, group) for group, plural in sorted(wanted) for v in verbs]
         checks += [PermissionCheck(v, "leases", "coordination.k8s.io", "kube-system") for v in ("create", "update")]
+        claims = {ref(o).namespace for o in read_cleaned(self.cfg) if o.get("kind") == "PersistentVolumeClaim"}
+        checks += data_path_checks(sorted(claims), "target")
         missing = set(missing_permissions(target.kube, checks))
         rows = [{"side": "target", "check": c.label, "ok": c not in missing, "fix": c.fix} for c in checks]
         evidence = looks_like_k3s(target.kube)

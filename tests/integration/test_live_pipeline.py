@@ -1,4 +1,4 @@
-"""The ten phases against the sandbox clusters: objects and Secrets move live, twice, under a lock."""
+"""The ten phases against the sandbox clusters: objects, Secrets and volume data move live, twice, under a lock."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from k3smig_lib.backends.live_source import LiveSource
 from k3smig_lib.backends.live_target import LiveTarget
-from k3smig_lib.k8s.client import ClusterRef
+from k3smig_lib.k8s.client import ClusterRef, Kube
 from k3smig_lib.k8s.lock import LockHeldError
+from k3smig_lib.k8s.volhelper import remaining
 from k3smig_lib.runbook import runner
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,16 +44,31 @@ def first(live) -> runner.RunOutcome:
     return run(live)
 
 
+GRAFANA = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "grafana", "namespace": "monitoring"}}
+
+
 def test_the_example_moves_to_the_target_with_a_pass_verdict(first, sandbox):
     assert (first.status, first.verdict) == ("Completed", "PASS"), first.failed_phase
     target = LiveTarget(ClusterRef(str(sandbox.kubeconfig), "k3smig-target", "target"))
-    deploy = target.get({"apiVersion": "apps/v1", "kind": "Deployment",
-                         "metadata": {"name": "grafana", "namespace": "monitoring"}})
+    deploy = target.get(GRAFANA)
     assert deploy is not None
-    assert deploy["spec"]["replicas"] == 0  # held: its volume moves with the live data path
-    assert deploy["metadata"]["annotations"]["k3smig.io/intended-replicas"] == "1"
+    assert deploy["spec"]["replicas"] == 1  # released: its volume was proven equal
+    assert deploy["metadata"]["annotations"]["k3smig.io/data-verified"] == "true"
     secrets = summary(first.run_dir, "50_migrate_secrets")["summary"]
     assert secrets["keys equal on target"] > 10
+
+
+def test_the_five_volumes_are_proven_every_held_workload_released_and_no_helper_left(first, sandbox):
+    data = summary(first.run_dir, "70_migrate_data")
+    assert data["summary"]["volumes verified"] == 5 and data["summary"]["workloads released"] == 5
+    for side in ("source", "target"):
+        assert remaining(Kube.of(ClusterRef(str(sandbox.kubeconfig), f"k3smig-{side}", side))) == []
+    source = LiveSource(ClusterRef(str(sandbox.kubeconfig), "k3smig-source", "source"))
+    quiesced = source.kube.json("GET", "/apis/apps/v1/namespaces/monitoring/deployments/grafana", counter="gets")
+    assert quiesced["spec"]["replicas"] == 0  # the source is held down, its count recorded for rollback
+    assert quiesced["metadata"]["annotations"]["k3smig.io/pre-quiesce-replicas"] == "1"
+    apps = (first.run_dir / "artifacts" / "70_migrate_data" / "app_checks.csv").read_text()
+    assert "vaultwarden keys, attachments, sends,PASS" in apps and "grafana dashboards,PASS" in apps
 
 
 def test_the_export_is_also_a_snapshot_folder(first, live):
@@ -60,11 +77,12 @@ def test_the_export_is_also_a_snapshot_folder(first, live):
     assert any((export / "manifests").rglob("Deployment.yaml"))
 
 
-def test_a_second_run_changes_nothing(first, live):
+def test_a_second_run_changes_nothing_and_sends_no_byte(first, live):
     second = run(live)
     assert second.verdict == "PASS"
     assert summary(second.run_dir, "60_deploy_applications")["summary"]["planned changes"] == 0
     assert summary(second.run_dir, "50_migrate_secrets")["summary"]["secrets written"] == 0
+    assert summary(second.run_dir, "70_migrate_data")["summary"]["bytes sent"] == 0
 
 
 def test_a_differing_target_object_is_a_conflict_until_update_is_asked(first, live, sandbox):
