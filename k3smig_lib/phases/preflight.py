@@ -170,9 +170,16 @@ class Preflight(PhaseRun):
 
         assert isinstance(self.source, LiveSource)
         checks = read_checks(self.source.exported_resources())
-        checks += data_path_checks(sorted({v.namespace for v in self.source.list_volumes()}), "source")
+        checks += data_path_checks(self._claim_namespaces(), "source")
         missing = set(missing_permissions(self.source.kube, checks))
         return [{"side": "source", "check": c.label, "ok": c not in missing, "fix": c.fix} for c in checks]
+
+    def _claim_namespaces(self) -> list[str]:
+        """Namespaces holding a source claim (all namespaces, ``""``, when the claims cannot be listed)."""
+        try:
+            return sorted({v.namespace for v in self.source.list_volumes()})
+        except K3sMigError:  # the list permission itself is missing: reported by the read checks
+            return [""]
 
     def _target_checks(self) -> list[dict[str, Any]]:
         from k3smig_lib.backends.live_target import LiveTarget

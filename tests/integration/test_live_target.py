@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from k3smig_lib.backends.base import ApplyResult, VolumeRef
+from k3smig_lib.backends.base import ApplyResult
 from k3smig_lib.backends.live_target import LiveTarget
 from k3smig_lib.core.objects import Obj
 from k3smig_lib.errors import FatalError
@@ -309,8 +309,6 @@ def test_target_describes_itself_as_k3s_and_has_no_local_volume_folder(target_re
     assert (info.kind, info.distribution, info.cluster_name) == ("live", "k3s", "k3smig-target")
     assert info.identity == core.read_namespace("kube-system").metadata.uid
     assert info.kubernetes_version.startswith("v1.")
-    with pytest.raises(FatalError, match="volume shop/data lives on the target cluster"):
-        target.volume_root(VolumeRef("shop", "data"))
 
 
 def test_second_run_is_refused_while_the_first_holds_the_lock(target_ref: ClusterRef) -> None:
