@@ -77,6 +77,22 @@ class ConflictError(TargetError):
     """An object exists on the target and differs from what would be applied."""
 
 
+class UnsafePathError(FatalError):
+    """A write would leave its root folder (``..``, an absolute part, a symlinked folder on the way)."""
+
+
+class WriteError(FatalError):
+    """A file could not be written completely (disk full, permissions); nothing half-written was left."""
+
+
+class InvalidNameError(SourceError):
+    """A name that becomes a path part breaks Kubernetes' own naming rules (read from a hostile source?)."""
+
+
+class LimitError(FatalError):
+    """An input is larger than a stated limit (file size, YAML expansion, archive bytes)."""
+
+
 class UnsafeArchiveError(FatalError):
     """A volume archive tried to escape its volume (``..``, absolute path, link out, device)."""
 
