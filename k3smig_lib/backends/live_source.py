@@ -167,6 +167,10 @@ class LiveSource:
             self.stats = list_many(self.api, self.exported_resources(), workers=self.workers, side=self.side,
                                    context=self.cluster.context, page_size=self.page_size, policy=self.policy,
                                    on_page=self.on_page)
+            from k3smig_lib.core.names import check_object
+
+            for obj in self.stats.items:  # names become file names: refuse what an API server never serves
+                check_object(obj, f"live source (context {self.cluster.context})")
             self._objects = self.stats.items
         return self._objects
 

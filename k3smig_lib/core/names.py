@@ -41,6 +41,7 @@ PATH_SEGMENT_KINDS = frozenset(
         "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding",  # rbac and authorization.openshift.io
         "User", "Identity", "Group", "UserIdentityMapping",  # user.openshift.io
         "OAuthAccessToken", "OAuthAuthorizeToken", "OAuthClientAuthorization", "UserOAuthAccessToken",
+        "APIService",  # named "<version>.<group>": the core group's is "v1."
     }
 )
 #: Object fields whose keys become file names when mounted (and, in phase 70, on disk).
