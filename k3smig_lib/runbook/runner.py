@@ -22,7 +22,7 @@ from typing import Any
 
 import papermill
 
-from k3smig_lib.backends.directory import IDENTITY_FILE
+from k3smig_lib.core.agekey import LEGACY_IDENTITY, identity_path
 from k3smig_lib.core.config import PACKAGE_ROOT, Settings, check_parameters, read_parameters_file
 from k3smig_lib.core.envsecrets import env_secret_values
 from k3smig_lib.core.leakgate import quarantine, scan
@@ -129,11 +129,11 @@ def kernel_environment(run_key: str) -> Iterator[None]:
 
 
 def key_values(cfg: Settings, run_key: str) -> set[bytes]:
-    """Keys of the run itself: the HMAC run key and the target's own age identity once it exists."""
+    """Keys of the run itself: the HMAC run key and the environment's own age identity once it exists."""
     values = {run_key.encode()}
-    identity = cfg.target_path() / IDENTITY_FILE
-    if identity.is_file():
-        values.add(identity.read_text().strip().encode())
+    for identity in (identity_path(cfg.environment), cfg.target_path() / LEGACY_IDENTITY):
+        if identity.is_file():
+            values.add(identity.read_text().strip().encode())
     return values
 
 
