@@ -22,6 +22,8 @@ from k3smig_lib.core.yamlio import MAX_PARAMETERS_BYTES, load_yaml, read_text
 from k3smig_lib.errors import ParameterError
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+#: Environment of every process k3smig starts: Terraform/OpenTofu skip their update check (no network call).
+NO_PHONE_HOME = {"CHECKPOINT_DISABLE": "1"}
 BUNDLED_EXAMPLE = PACKAGE_ROOT / "examples" / "prod-cluster"
 
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
