@@ -195,3 +195,49 @@ def test_a_killed_kernel_takes_the_tools_it_started_with_it(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     wait_for(lambda: not alive(kernel) and not alive(tool), "the kernel and its tool to exit", timeout=120)
+
+
+SPAWN_HOOK = '''
+import json, os, sys
+
+def _log(event, args):
+    if event == "subprocess.Popen":
+        executable, argv, env = args[0], args[1], args[3]
+    elif event == "os.posix_spawn":
+        executable, argv, env = args[0], args[1], args[2]
+    elif event == "os.exec":
+        executable, argv, env = args[0], args[1], args[2]
+    elif event == "os.system":
+        executable, argv, env = "sh", args[0], None
+    else:
+        return
+    env = os.environ if env is None else env
+    if isinstance(argv, (bytes, str)):
+        argv = [argv]
+    with open(os.environ["K3SMIG_SPAWN_LOG"], "a") as fh:
+        fh.write(json.dumps({"event": event, "argv": [os.fsdecode(a) for a in (argv or [executable])],
+                             "checkpoint_disable": (env.get("CHECKPOINT_DISABLE") or env.get(b"CHECKPOINT_DISABLE"))
+                             if hasattr(env, "get") else None}, default=str) + "\\n")
+
+sys.addaudithook(_log)
+'''
+
+
+def test_the_demo_starts_no_process_that_may_phone_home(tmp_path):
+    """Every process the demo starts (kernels, tofu, git…) gets CHECKPOINT_DISABLE=1, seen by an audit hook."""
+    tofu_dir = Path(__file__).resolve().parents[2] / ".cache" / "infra" / "bin"
+    assert (tofu_dir / "tofu").is_file(), f"{tofu_dir}/tofu is missing: run tools/build-infra.sh"
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SPAWN_HOOK)
+    log = tmp_path / "spawns.jsonl"
+    env = {k: v for k, v in os.environ.items() if k != "CHECKPOINT_DISABLE"}
+    env.update(PYTHONPATH=str(hook), K3SMIG_SPAWN_LOG=str(log), PATH=f"{tofu_dir}{os.pathsep}{env['PATH']}")
+    done = subprocess.run([str(K3SMIG), "demo", "--phases", "00-10", "--runs", "runs"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=1200, check=False)
+    assert done.returncode in (0, 3), done.stderr[-2000:]
+    spawns = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any(Path(s["argv"][0]).name == "tofu" for s in spawns), "preflight did not probe tofu"
+    assert any("k3smig_lib.runbook.kernel" in s["argv"] for s in spawns), "no kernel was seen"
+    offenders = [s["argv"][:3] for s in spawns if s["checkpoint_disable"] != "1"]
+    assert offenders == []
