@@ -8,11 +8,13 @@ traceback from deep inside a library. ``RetryableError`` marks conditions a boun
 
 from __future__ import annotations
 
-_MAX_DETAIL = 256
+#: Longest message kept: enough for a file path, an object and what is wrong with it (a 256 cut lost the
+#: "what" after a long temporary path); API payloads are cut shorter where they are read (k8s.errors).
+_MAX_DETAIL = 512
 
 
 def _cut(text: str) -> str:
-    """Cut API payloads so they never flood a report (and rarely carry object bodies)."""
+    """Cut messages so they never flood a report (and rarely carry object bodies)."""
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
 
 
