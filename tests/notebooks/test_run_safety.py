@@ -241,3 +241,14 @@ def test_the_demo_starts_no_process_that_may_phone_home(tmp_path):
     assert any("k3smig_lib.runbook.kernel" in s["argv"] for s in spawns), "no kernel was seen"
     offenders = [s["argv"][:3] for s in spawns if s["checkpoint_disable"] != "1"]
     assert offenders == []
+
+
+def test_the_export_report_shows_the_ingress_for_an_openshift_route(tmp_path):
+    snapshot = Path(__file__).resolve().parents[1] / "fixtures" / "openshift"
+    outcome = runner.run(params(tmp_path, source_snapshot=str(snapshot)), phases="40", runs_root=tmp_path / "runs")
+    assert outcome.status == "PartiallyFailed"
+    folder = outcome.run_dir / "artifacts" / "40_export_manifests"
+    assert "Route/openshift-console/console" in (folder / "routes.csv").read_text()
+    ingress = (folder / "suggested" / "openshift-console__console.ingress.yaml").read_text()
+    assert "kind: Ingress" in ingress and "console-openshift-console.apps-crc.testing" in ingress
+    assert "equivalent Ingress" in (outcome.run_dir / "40_export_manifests.html").read_text()
