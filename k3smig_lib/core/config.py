@@ -79,6 +79,7 @@ class Settings(BaseModel):
     keep_helm_releases: bool = Field(False, description="copy sh.helm.release.v1.* Secrets (KEEP5)")
     age_recipient: str = Field("", description="age public key; Secrets in the target tree are SOPS-encrypted")
     require_promtool: bool = Field(False, description="fail when promtool is missing instead of a structural check")
+    volume_size_margin: float = Field(0.1, ge=0, description="archive bytes allowed above a claim's size (0.1: 10 %)")
     # --- infrastructure ----------------------------------------------------------------------
     vm_name: str = Field("k3smig", description="Scaleway instance name")
     zone: str = Field("fr-par-1", description="Scaleway zone")
