@@ -35,6 +35,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from k3smig_lib.core.fsafe import atomic_write
 from k3smig_lib.core.secrets import Fingerprinter
 from k3smig_lib.errors import ParameterError, SecretLeakError
 
@@ -347,6 +348,6 @@ def quarantine(run_dir: Path, *, report: LeakReport | None = None, reason: str =
     if report is not None:
         files = sorted({h.file for h in report.hits})
         lines += ["", f"Files holding secret values ({len(files)}):"] + [f"- {f}" for f in files]
-    (target / "QUARANTINED.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write(target, "QUARANTINED.txt", "\n".join(lines) + "\n", mode=0o600)
     _make_private(target)
     return target
