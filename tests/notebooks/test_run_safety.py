@@ -104,10 +104,17 @@ def test_a_held_lock_refuses_the_run_and_a_dead_holder_is_taken_over(tmp_path, c
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     (target / ".k3smig" / "run.lock").write_text(json.dumps({"run_id": "killed-run", "pid": gone.pid}))
+    staging = target / "volumes" / "shop" / f".data.k3smig-staging-{gone.pid}-x1y2"  # a killed extraction
+    (staging / "half").mkdir(parents=True)
+    half_written = target / "manifests" / f".k3smig-tmp-{gone.pid}-0a1b2c3d"
+    half_written.parent.mkdir(parents=True)
+    half_written.write_text("kind: Confi")
     outcome = runner.run(params(tmp_path), phases="30", runs_root=tmp_path / "runs")
     ledger = json.loads((outcome.run_dir / "run.json").read_text())
     assert outcome.status == "Completed"
     assert f"taken over from run killed-run (PID {gone.pid}), which is gone" in ledger["run_lock"]
+    assert not staging.exists() and not half_written.exists()
+    assert sorted(ledger["leftovers_removed"]) == sorted([str(half_written), str(staging)])
 
 
 def test_two_demos_at_once_in_one_clone_do_not_interleave(tmp_path):
