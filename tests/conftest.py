@@ -1,20 +1,20 @@
-"""Keep every test (and every kernel it starts) out of the developer's own config folder.
+"""Session-wide test set-up: a private config folder, and the real kubectl to build written trees.
 
 The demo's age identity lives in ``$XDG_CONFIG_HOME/k3smig/age/<environment>.txt``; tests get a
-private config folder for the whole session, set before any kernel is started so kernels inherit it.
+private config folder for the whole session, set when this file is loaded, before any kernel is
+started, so kernels inherit it and the developer's own config folder is never touched.
 """
 
 import os
+import subprocess
 import tempfile
+from pathlib import Path
+
+import pytest
+
+from k3smig_lib.sandbox.binaries import default_bin_dir
 
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="k3smig-test-config-")
-
-import subprocess  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-
-from k3smig_lib.sandbox.binaries import default_bin_dir  # noqa: E402
 
 
 @pytest.fixture(scope="session")

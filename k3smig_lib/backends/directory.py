@@ -73,12 +73,6 @@ def object_filename(obj: Obj) -> str:
     return f"{safe}_{digest}.yaml"
 
 
-def identity(obj: Obj) -> str:
-    """``group/Kind/namespace/name``: what makes two objects the same object on a cluster."""
-    r = ref(obj)
-    return f"{r.group}/{r.kind}/{r.namespace}/{r.name}"
-
-
 @dataclass(frozen=True)
 class TreeFile:
     """One manifest already in the tree."""
@@ -126,7 +120,7 @@ class DirectoryTarget:
                 raise TargetError(f"target manifest {path} is empty or not a Kubernetes object (an interrupted "
                                   "write of an older k3smig, or a file added by hand)",
                                   fix="delete the file and re-run the phase: k3smig writes it again")
-            files[identity(obj)] = TreeFile(rel, text, obj)
+            files[ref(obj).identity] = TreeFile(rel, text, obj)
         return files
 
     def _same(self, obj: Obj, current: str, text: str) -> bool:
@@ -159,7 +153,7 @@ class DirectoryTarget:
             confined_path(self.root, rel)
             text = dump_yaml(self._seal(obj) if obj.get("kind") == "Secret" else obj)
             item = ApplyItem(ref_id=ref(obj).id, action="create", sha256=sha256_of(obj), path=rel)
-            found = tree.get(identity(obj))
+            found = tree.get(ref(obj).identity)
             if found is not None:
                 if self._same(obj, found.text, text):
                     item.action, item.reason = "unchanged", "file already holds this object"

@@ -72,11 +72,6 @@ def read_manifest_file(path: Path) -> list[Obj]:
     return objs
 
 
-def _identity(obj: Obj) -> str:
-    r = ref(obj)
-    return f"{r.group}/{r.kind}/{r.namespace}/{r.name}"
-
-
 def read_export(root: Path) -> list[Obj]:
     """Read every manifest under ``root`` in a stable order (sorted paths), ignoring ``cluster.yaml``.
 
@@ -99,7 +94,7 @@ def read_export(root: Path) -> list[Obj]:
         if path.name == "cluster.yaml" and path.parent == root or "volumes" in path.relative_to(root).parts[:1]:
             continue
         for obj in read_manifest_file(path):
-            key = _identity(obj)
+            key = ref(obj).identity
             if key in seen:
                 first, where = seen[key]
                 if first != obj:

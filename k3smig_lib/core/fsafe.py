@@ -289,6 +289,7 @@ def remove_leftovers(root: Path | str, *, max_depth: int = 8) -> list[Path]:
         return removed
     for folder, dirs, files in os.walk(base, followlinks=False):
         depth = len(Path(folder).relative_to(base).parts)
+        gone: set[str] = set()
         for name in [*files, *dirs]:
             pid = leftover_pid(name)
             if pid is None or pid_alive(pid):
@@ -298,8 +299,9 @@ def remove_leftovers(root: Path | str, *, max_depth: int = 8) -> list[Path]:
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
+            gone.add(name)
             removed.append(path)
-        dirs[:] = [d for d in dirs if d not in {p.name for p in removed} and depth + 1 < max_depth]
+        dirs[:] = [d for d in dirs if d not in gone and depth + 1 < max_depth]
     return removed
 
 
