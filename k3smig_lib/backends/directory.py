@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,12 +146,15 @@ class DirectoryTarget:
         """
         result = ApplyResult(dry_run=dry_run)
         tree = self._tree()
+        entries = {key: (f.rel, f.obj) for key, f in tree.items()}  # the tree as it will be: for the kustomization
         writes: list[tuple[str, str]] = []
         moved: list[str] = []
         for obj in sorted(objects, key=apply_key):
             rel = self._rel(obj)
             confined_path(self.root, rel)
-            text = dump_yaml(self._seal(obj) if obj.get("kind") == "Secret" else obj)
+            written = self._seal(obj) if obj.get("kind") == "Secret" else obj
+            text = dump_yaml(written)
+            entries[ref(obj).identity] = (rel, written)
             item = ApplyItem(ref_id=ref(obj).id, action="create", sha256=sha256_of(obj), path=rel)
             found = tree.get(ref(obj).identity)
             if found is not None:
@@ -176,18 +179,18 @@ class DirectoryTarget:
             atomic_write(self.root, rel, text)
         for rel in moved:
             confined_path(self.root, rel).unlink(missing_ok=True)
-        self._write_guards()
+        self._write_guards(entries.values())
         return result
 
-    def _write_guards(self) -> None:
+    def _write_guards(self, entries: Iterable[tuple[str, Obj]]) -> None:
         """``kustomization.yaml`` listing every manifest in apply order, and the tree's ``.gitignore``."""
-        files = sorted(self._tree().values(), key=lambda f: (apply_key(f.obj), f.rel))
+        files = sorted(entries, key=lambda entry: (apply_key(entry[1]), entry[0]))
         text = dump_yaml(
             {
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
                 "kind": "Kustomization",
                 "sortOptions": {"order": "fifo"},  # keep k3smig's apply order (CLEANING-RULES §8)
-                "resources": [f.rel.removeprefix("manifests/") for f in files],
+                "resources": [rel.removeprefix("manifests/") for rel, _ in files],
             }
         )
         atomic_write(self.root, f"manifests/{KUSTOMIZATION}", text)
