@@ -234,7 +234,7 @@ class Runner:
         self.header.setdefault("phases_selected", phases)
         lock = self._lock()
         try:
-            return self._run(phases)
+            return self._run(phases, lock)
         finally:
             lock.release()
 
@@ -254,7 +254,7 @@ class Runner:
             logger.warning("removed %d leftovers of a killed run under %s", len(removed), self.cfg.target_path())
         return dir_lock
 
-    def _run(self, phases: list[str]) -> RunOutcome:
+    def _run(self, phases: list[str], lock: RunLockLike) -> RunOutcome:
         try:
             values = leak_values(self.cfg, self.run_key)
         except K3sMigError as e:
@@ -269,6 +269,7 @@ class Runner:
         failed = ""
         with kernel_environment(self.run_key):
             for phase in phases:
+                lock.renew()  # the live Lease expires unless renewed; the directory lock needs nothing
                 logger.info("running %s", phase)
                 print(f"[k3smig] {phase} …", flush=True)
                 record = self._execute(phase)
