@@ -7,11 +7,14 @@ bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from k3smig_lib.core.config import PACKAGE_ROOT
+from k3smig_lib.core.config import NO_PHONE_HOME, PACKAGE_ROOT
 from k3smig_lib.errors import K3sMigError
 
 DEMO_PARAMS = PACKAGE_ROOT / "parameters" / "demo.yaml"
@@ -124,14 +127,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM ends the run like Ctrl-C: kernels are shut down and the lock released on the way out."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``k3smig`` console script."""
     args = build_parser().parse_args(argv)
+    os.environ.update(NO_PHONE_HOME)  # nothing k3smig starts checks for updates (tofu's checkpoint)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         code: int = args.func(args)
     except K3sMigError as e:
         print(f"k3smig: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("k3smig: interrupted; `k3smig run --resume RUN` continues a run", file=sys.stderr)
+        return 130
     return code
 
 

@@ -8,11 +8,13 @@ traceback from deep inside a library. ``RetryableError`` marks conditions a boun
 
 from __future__ import annotations
 
-_MAX_DETAIL = 256
+#: Longest message kept: enough for a file path, an object and what is wrong with it (a 256 cut lost the
+#: "what" after a long temporary path); API payloads are cut shorter where they are read (k8s.errors).
+_MAX_DETAIL = 512
 
 
 def _cut(text: str) -> str:
-    """Cut API payloads so they never flood a report (and rarely carry object bodies)."""
+    """Cut messages so they never flood a report (and rarely carry object bodies)."""
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
 
 
@@ -75,6 +77,22 @@ class TargetError(FatalError):
 
 class ConflictError(TargetError):
     """An object exists on the target and differs from what would be applied."""
+
+
+class UnsafePathError(FatalError):
+    """A write would leave its root folder (``..``, an absolute part, a symlinked folder on the way)."""
+
+
+class WriteError(FatalError):
+    """A file could not be written completely (disk full, permissions); nothing half-written was left."""
+
+
+class InvalidNameError(SourceError):
+    """A name that becomes a path part breaks Kubernetes' own naming rules (read from a hostile source?)."""
+
+
+class LimitError(FatalError):
+    """An input is larger than a stated limit (file size, YAML expansion, archive bytes)."""
 
 
 class UnsafeArchiveError(FatalError):

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -79,6 +80,8 @@ def main() -> None:
     """Execute every phase notebook into tests/golden."""
     reset()
     os.environ["K3SMIG_BATCH"] = "1"
+    # the golden run's age identity is throwaway: keep it out of the user's config folder
+    os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="k3smig-golden-config-")
     for phase in PHASES:
         declared = papermill.inspect_notebook(str(ROOT / "notebooks" / f"{phase}.ipynb"))
         params = {k: v for k, v in PARAMS.items() if k in declared}

@@ -129,6 +129,7 @@ SPEC: dict[str, dict[str, object]] = {
             ("Whole objects not migrated, with the rule and the reason.", "phase.dropped()"),
             ("Field changes on kept objects, grouped by rule.", "phase.changes()"),
             ("Rewrites that need a human look.", "phase.warnings_table()"),
+            ("OpenShift Routes: K3s does not serve them; the equivalent Ingress to apply instead.", "phase.routes()"),
             ("Originals (Secrets redacted), cleaned objects, per-object diffs and the chain-of-custody table.",
              "phase.write()"),
             ("One annotated diff, as an example.", "k3smig.show.code(phase.example_diff(), 'diff')"),

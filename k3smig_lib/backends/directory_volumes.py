@@ -23,13 +23,16 @@ from pathlib import Path
 from typing import IO
 
 from k3smig_lib.backends.base import Capacity, VolumeAccess, VolumeRef, WriteReport
+from k3smig_lib.core.fsafe import leftover_pid, pid_alive, remove_leftovers
 from k3smig_lib.core.manifest import Manifest, manifest_from_dir
 from k3smig_lib.core.ownership import OwnershipPlan, apply_ownership
 from k3smig_lib.core.quantity import parse_quantity
-from k3smig_lib.core.tarsafe import safe_extract
+from k3smig_lib.core.tarsafe import safe_extract, volume_limit_bytes
 from k3smig_lib.errors import TargetError
 
 STAGING_PREFIX = ".k3smig-staging-"
+#: What the directory target holds outside volume contents: where a killed run's leftovers can be.
+_OWN_FOLDERS = ("manifests", ".k3smig")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
@@ -52,21 +55,40 @@ def _state_file(root: Path, volume: VolumeRef) -> Path:
 
 
 def remove_stale_staging(parent: Path) -> list[str]:
-    """Delete staging folders left by a killed write (they never hold a volume in use)."""
+    """Delete staging folders of writers that are gone (a killed run); a live writer's is kept."""
     removed = []
     if parent.is_dir():
         for child in parent.iterdir():
-            if child.name.startswith(STAGING_PREFIX) and child.is_dir() and not child.is_symlink():
+            pid = leftover_pid(child.name)
+            if child.name.startswith(STAGING_PREFIX) and child.is_dir() and not child.is_symlink() and \
+                    (pid is None or not pid_alive(pid)):
                 shutil.rmtree(child, ignore_errors=True)
                 removed.append(child.name)
+    return removed
+
+
+def leftovers_of_killed_runs(root: Path) -> list[Path]:
+    """Temp files and staging folders a killed run left in a directory target — never inside a volume.
+
+    Volume contents are user data: a user's file that happens to look like a k3smig temporary name is
+    not touched. Only the tree's own folders are walked, and under ``volumes/`` only the level where
+    staging folders live (``volumes/<namespace>/``).
+    """
+    removed: list[Path] = []
+    for name in _OWN_FOLDERS:
+        removed += remove_leftovers(root / name)
+    volumes = root / "volumes"
+    if volumes.is_dir() and not volumes.is_symlink():
+        for ns in sorted(p for p in volumes.iterdir() if p.is_dir() and not p.is_symlink()):
+            removed += [ns / n for n in remove_stale_staging(ns)]
     return removed
 
 
 class _SpoolWriter:
     """Spools the stream into a private file, then extracts and swaps it in on ``finish``."""
 
-    def __init__(self, folder: Path, staging: Path, plan: OwnershipPlan) -> None:
-        self.folder, self.staging, self.plan = folder, staging, plan
+    def __init__(self, folder: Path, staging: Path, plan: OwnershipPlan, max_bytes: int | None) -> None:
+        self.folder, self.staging, self.plan, self.max_bytes = folder, staging, plan, max_bytes
         self.spool_path = staging / "stream.tar"
         fd = os.open(self.spool_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self.spool: IO[bytes] = os.fdopen(fd, "wb")
@@ -82,7 +104,7 @@ class _SpoolWriter:
         os.fsync(self.spool.fileno())
         self.spool.close()
         fresh = self.staging / "volume"
-        report = safe_extract(self.spool_path, fresh)
+        report = safe_extract(self.spool_path, fresh, max_bytes=self.max_bytes)
         self.spool_path.unlink()
         root = os.geteuid() == 0
         chowned = apply_ownership(fresh, self.plan) if self.plan.action == "chown" and root else 0
@@ -105,8 +127,9 @@ class FolderVolume:
 
     supports_delta = False
 
-    def __init__(self, root: Path, volume: VolumeRef) -> None:
+    def __init__(self, root: Path, volume: VolumeRef, *, margin: float = 0.1) -> None:
         self.root = root
+        self.max_bytes = volume_limit_bytes(volume.size, margin)
         self.volume = volume
         self.folder = volume_folder(root, volume)
         self.owners_exact = os.geteuid() == 0
@@ -152,9 +175,9 @@ class FolderVolume:
         parent = self.folder.parent
         parent.mkdir(parents=True, exist_ok=True)
         remove_stale_staging(parent)
-        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=parent))
+        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=parent))
         try:
-            yield _SpoolWriter(self.folder, staging, plan)
+            yield _SpoolWriter(self.folder, staging, plan, self.max_bytes)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -180,4 +203,4 @@ class FolderVolume:
         return sorted(found)
 
 
-__all__ = ["STAGING_PREFIX", "FolderVolume", "remove_stale_staging", "volume_folder"]
+__all__ = ["STAGING_PREFIX", "FolderVolume", "leftovers_of_killed_runs", "remove_stale_staging", "volume_folder"]

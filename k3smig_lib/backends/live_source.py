@@ -175,6 +175,10 @@ class LiveSource:
         if self._objects is None:
             self.stats = list_many(self.kube, self.exported_resources(), workers=self.workers,
                                    page_size=self.page_size, on_page=self.on_page)
+            from k3smig_lib.core.names import check_object
+
+            for obj in self.stats.items:  # names become file names: refuse what an API server never serves
+                check_object(obj, f"live source (context {self.cluster.context})")
             self._objects = self.stats.items
         return self._objects
 

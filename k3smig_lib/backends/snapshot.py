@@ -7,25 +7,24 @@ and an optional ``cluster.yaml`` describes the cluster (name, version, kube-syst
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import yaml
-
 from k3smig_lib.backends.base import SourceInfo, VolumeAccess, VolumeRef
 from k3smig_lib.core.manifest import Manifest, manifest_from_tar
-from k3smig_lib.core.objects import Obj, get_path
+from k3smig_lib.core.names import check_object, check_secret_data
+from k3smig_lib.core.objects import Obj, get_path, ref
 from k3smig_lib.core.transfer import extract_selected
+from k3smig_lib.core.yamlio import Document, load_json, load_yaml, load_yaml_documents, read_text
 from k3smig_lib.errors import SourceError
 
 _MANIFEST_SUFFIXES = {".yaml", ".yml", ".json"}
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
 
-def _flatten(doc: Any, origin: str) -> Iterator[Obj]:
+def _flatten(doc: Any, origin: str) -> Iterator[tuple[Obj, str]]:
     if doc is None:
         return
     if not isinstance(doc, dict):
@@ -33,20 +32,26 @@ def _flatten(doc: Any, origin: str) -> Iterator[Obj]:
                           fix="export with `kubectl get <kind> -o yaml`")
     kind = str(doc.get("kind", ""))
     if kind.endswith("List") and isinstance(doc.get("items"), list):
-        for item in doc.get("items") or []:
-            yield from _flatten(item, origin)
+        for index, item in enumerate(doc.get("items") or [], 1):
+            yield from _flatten(item, f"{origin}, item {index}")
         return
     if not kind or "metadata" not in doc:
         raise SourceError(f"{origin}: a document has no kind or metadata",
                           fix="remove non-Kubernetes documents from the export folder")
-    yield doc
+    yield doc, origin
 
 
 def read_manifest_file(path: Path) -> list[Obj]:
-    r"""Read every object of one export file (YAML multi-doc, JSON, ``kind: List``).
+    r"""Read every object of one export file (YAML multi-doc, JSON, ``kind: List``), names checked.
+
+    The file is read with the bounds of :mod:`k3smig_lib.core.yamlio` (size, alias expansion, duplicate
+    keys) and every object must carry names Kubernetes accepts (:mod:`k3smig_lib.core.names`), because
+    names become file names in the target tree and the run folder.
 
     Raises:
-        SourceError: the file is not valid YAML/JSON or holds something that is not an object.
+        SourceError: the file is not valid UTF-8 YAML/JSON, holds something that is not an object, an
+            invalid name or key (``InvalidNameError``), or a Secret whose data is not base64.
+        LimitError: the file or one of its documents is over a size limit.
 
     Examples:
         >>> import tempfile, pathlib
@@ -55,32 +60,51 @@ def read_manifest_file(path: Path) -> list[Obj]:
         >>> [o["metadata"]["name"] for o in read_manifest_file(p)]
         ['a']
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-        docs = [json.loads(text)] if path.suffix == ".json" else list(yaml.safe_load_all(text))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
-        raise SourceError(f"cannot parse {path}: {str(e).splitlines()[0]}",
-                          fix="fix the file or remove it from the export folder") from e
+    text = read_text(path, error=SourceError, what="export file")
+    if path.suffix == ".json":
+        docs = [Document(load_json(text, str(path), error=SourceError), 1)]
+    else:
+        docs = list(load_yaml_documents(text, str(path), error=SourceError))
     objs: list[Obj] = []
-    for doc in docs:
-        objs.extend(_flatten(doc, str(path)))
+    for number, doc in enumerate(docs, 1):
+        for obj, origin in _flatten(doc.data, f"{path}, document {number} (line {doc.line})"):
+            check_object(obj, origin)
+            check_secret_data(obj, origin)
+            objs.append(obj)
     return objs
 
 
 def read_export(root: Path) -> list[Obj]:
     """Read every manifest under ``root`` in a stable order (sorted paths), ignoring ``cluster.yaml``.
 
+    The same object in two files is read once when both copies are equal (overlapping ``kubectl get``
+    selections) and refused when they differ: the later one would silently win.
+
     Raises:
-        SourceError: the folder does not exist or holds no object.
+        SourceError: the folder does not exist, is a file, holds no object, or holds two different
+            copies of one object.
     """
-    if not root.is_dir():
+    if not root.exists():
         raise SourceError(f"export folder {root} does not exist",
                           fix="point source_snapshot at a folder of `kubectl get -o yaml` files")
+    if not root.is_dir():
+        raise SourceError(f"export folder {root} is a file, not a folder",
+                          fix="give the folder that holds the export files (e.g. its parent folder)")
     objs: list[Obj] = []
+    seen: dict[str, tuple[Obj, Path]] = {}
     for path in sorted(p for p in root.rglob("*") if p.suffix in _MANIFEST_SUFFIXES and p.is_file()):
         if path.name == "cluster.yaml" and path.parent == root or "volumes" in path.relative_to(root).parts[:1]:
             continue
-        objs.extend(read_manifest_file(path))
+        for obj in read_manifest_file(path):
+            key = ref(obj).identity
+            if key in seen:
+                first, where = seen[key]
+                if first != obj:
+                    raise SourceError(f"{ref(obj)} is in {where} and, different, in {path}",
+                                      fix="keep one copy of the object in the export folder")
+                continue
+            seen[key] = (obj, path)
+            objs.append(obj)
     if not objs:
         raise SourceError(f"no Kubernetes objects found under {root}", fix="check the export folder")
     return objs
@@ -98,7 +122,10 @@ class SnapshotSource:
         meta: dict[str, Any] = {}
         cluster_file = self.root / "cluster.yaml"
         if cluster_file.is_file():
-            meta = yaml.safe_load(cluster_file.read_text()) or {}
+            meta = load_yaml(read_text(cluster_file, error=SourceError), str(cluster_file), error=SourceError) or {}
+            if not isinstance(meta, dict):
+                raise SourceError(f"{cluster_file} must be a mapping (name, kubernetesVersion, kubeSystemUID)",
+                                  fix="write one 'key: value' per line")
         return SourceInfo(
             kind="snapshot",
             location=str(self.root),

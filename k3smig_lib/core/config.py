@@ -12,16 +12,18 @@ import difflib
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from k3smig_lib.core.yamlio import MAX_PARAMETERS_BYTES, load_yaml, read_text
 from k3smig_lib.errors import ParameterError
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+#: Environment of every process k3smig starts: Terraform/OpenTofu skip their update check (no network call).
+NO_PHONE_HOME = {"CHECKPOINT_DISABLE": "1"}
 BUNDLED_EXAMPLE = PACKAGE_ROOT / "examples" / "prod-cluster"
 #: Volume helper image: GNU tar, find and coreutils, small and public. Pin a digest, or point at a mirror.
 DEFAULT_HELPER_IMAGE = "docker.io/library/debian:bookworm-slim"
@@ -29,8 +31,12 @@ DEFAULT_HELPER_IMAGE = "docker.io/library/debian:bookworm-slim"
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _SECRET_NAME = re.compile(r"(pass(word|wd)?|pwd|secret|token|api[_-]?key|private[_-]?key|credential|bearer)", re.I)
 _SECRET_VALUE = re.compile(
-    r"(-----BEGIN [A-Z ]*PRIVATE KEY-----|AGE-SECRET-KEY-1|\bSCW[A-Z0-9]{17}\b|\bglrt-[\w-]{16,}|\bghp_\w{20,}"
-    r"|\bAKIA[0-9A-Z]{16}\b|\beyJ[\w-]{10,}\.[\w-]{10,}\.)"
+    r"(-----BEGIN [A-Z ]*PRIVATE KEY-----|AGE-SECRET-KEY-1|\bAKIA[0-9A-Z]{16}\b|\beyJ[\w-]{10,}\.[\w-]{10,}\."
+    r"|\bSCW[A-Z0-9]{17}\b"  # Scaleway access key
+    r"|\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"  # Scaleway secret keys: UUIDs
+    r"|\b(ghp|gho|ghu|ghs|ghr)_\w{20,}|\bgithub_pat_\w{20,}"  # GitHub tokens
+    r"|\bgl(pat|rt|dt|ptt|cbt|oas|ft|imt|agent)-[\w-]{16,}"  # GitLab tokens
+    r"|\bxox[abposr]-[\w-]{10,}|hooks\.slack\.com/(services|workflows|triggers)/\S+)"  # Slack
 )
 #: Names that look secret-ish but are not (they hold public keys or secret *names*).
 _ALLOWED_SECRETISH = {"age_recipient", "registry_pull_secret", "keep_helm_releases"}
@@ -81,6 +87,7 @@ class Settings(BaseModel):
     include_loki: bool = Field(True, description="move Loki's volumes; false: Loki starts with no logs on the target")
     volume_helper_image: str = Field(DEFAULT_HELPER_IMAGE, description="image of the volume helper pods (GNU tar); "
                                      "pin a digest or use a mirror")
+    volume_size_margin: float = Field(0.1, ge=0, description="archive bytes allowed above a claim's size (0.1: 10 %)")
     # --- infrastructure ----------------------------------------------------------------------
     vm_name: str = Field("k3smig", description="Scaleway instance name")
     zone: str = Field("fr-par-1", description="Scaleway zone")
@@ -154,17 +161,30 @@ def looks_secret(value: str) -> bool:
     return False
 
 
+def _strings(value: Any) -> Iterator[tuple[str, str]]:
+    """Every string inside a parameter value, labelled ``value`` or ``key`` (mapping keys count too)."""
+    if isinstance(value, str):
+        yield "value", value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from (("key", k) for _, k in _strings(key))
+            yield from _strings(item)
+    elif isinstance(value, list | tuple | set):
+        for item in value:
+            yield from _strings(item)
+
+
 def _check_secretish(key: str, value: Any) -> None:
     if key not in _ALLOWED_SECRETISH and _SECRET_NAME.search(key):
         raise ParameterError(
             f"parameter {key!r} looks like a secret; papermill would write it into every executed notebook",
             fix="put the secret in an environment variable (.envrc) and remove it from the parameters",
         )
-    values = value.values() if isinstance(value, Mapping) else value if isinstance(value, list) else [value]
-    for item in values:
-        if isinstance(item, str) and looks_secret(item):
+    for where, text in _strings(value):
+        if looks_secret(text):
+            what = "the value" if where == "value" else "a key"
             raise ParameterError(
-                f"the value of parameter {key!r} looks like a secret (it is not shown here); papermill would "
+                f"{what} of parameter {key!r} looks like a secret (it is not shown here); papermill would "
                 "persist it in the executed notebooks and shell history may already hold it",
                 fix="pass credentials through environment variables (.envrc), never as parameters",
             )
@@ -218,12 +238,12 @@ def read_parameters_file(path: Path) -> dict[str, Any]:
     """Read and check a ``parameters/<env>.yaml`` file (dates stay strings, as papermill's loader does).
 
     Raises:
-        ParameterError: unreadable file, not a mapping, unknown or secret-looking keys.
+        ParameterError: unreadable or non-UTF-8 file, invalid YAML, duplicate keys, not a mapping, unknown or
+            secret-looking keys.
+        LimitError: the file is larger than :data:`~k3smig_lib.core.yamlio.MAX_PARAMETERS_BYTES`.
     """
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise ParameterError(f"cannot read parameters file {path}: {e}", fix="check the path and YAML syntax") from e
+    text = read_text(path, error=ParameterError, limit=MAX_PARAMETERS_BYTES, what="parameters file")
+    data = load_yaml(text, str(path), error=ParameterError)
     if data is None:
         data = {}
     if not isinstance(data, dict):

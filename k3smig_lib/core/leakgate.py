@@ -35,6 +35,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from k3smig_lib.core.fsafe import atomic_write
 from k3smig_lib.core.secrets import Fingerprinter
 from k3smig_lib.errors import ParameterError, SecretLeakError
 
@@ -306,11 +307,24 @@ def scan(
     return report
 
 
+def _make_private(root: Path) -> None:
+    """Folders 0700, files 0600, symlinks untouched: a quarantined run is for its owner's eyes only."""
+    os.chmod(root, 0o700)
+    for folder, dirs, names in os.walk(root, followlinks=False):
+        for name in dirs:
+            if not os.path.islink(os.path.join(folder, name)):
+                os.chmod(os.path.join(folder, name), 0o700)
+        for name in names:
+            if not os.path.islink(os.path.join(folder, name)):
+                os.chmod(os.path.join(folder, name), 0o600)
+
+
 def quarantine(run_dir: Path, *, report: LeakReport | None = None, reason: str = "") -> Path:
     """Move a leaking run aside (``runs/<id>`` → ``runs/<id>.quarantined``) so it is never archived.
 
-    A ``QUARANTINED.txt`` in the moved folder says why: the files, forms and fingerprints of the
-    hits, never a value. An existing quarantine of the same run is kept (``.quarantined-2``…).
+    The moved folder and everything in it become private (0700 folders, 0600 files), and a
+    ``QUARANTINED.txt`` says why and lists the files that hold secret values: paths only, never a
+    value, a form or a fingerprint. An existing quarantine of the same run is kept (``.quarantined-2``…).
 
     Returns:
         The new folder.
@@ -332,8 +346,8 @@ def quarantine(run_dir: Path, *, report: LeakReport | None = None, reason: str =
         "Do not archive or share this folder; delete it once the cause is fixed.",
     ]
     if report is not None:
-        lines += ["", report.summary(), ""]
-        lines += [f"- {h.file}: {h.form}, fingerprint {h.fingerprint} {h.source}".rstrip()
-                  for h in report.hits]
-    (target / "QUARANTINED.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        files = sorted({h.file for h in report.hits})
+        lines += ["", f"Files holding secret values ({len(files)}):"] + [f"- {f}" for f in files]
+    atomic_write(target, "QUARANTINED.txt", "\n".join(lines) + "\n", mode=0o600)
+    _make_private(target)
     return target

@@ -24,6 +24,7 @@ from k3smig_lib.core.clean import CleanedObject, CleanOptions, CleanReport, clea
 from k3smig_lib.core.clean.context import BUILTIN_GROUPS, CERT_MANAGER_GROUPS
 from k3smig_lib.core.clean.pods import locate
 from k3smig_lib.core.clean.remaps import TRAEFIK_ANNOTATION_PREFIX, normalize_image, rewrite_image
+from k3smig_lib.core.clean.routes import is_route, route_to_ingress
 from k3smig_lib.core.objects import Obj, get_path
 
 Severity = Literal["info", "warning", "error"]
@@ -245,6 +246,20 @@ def _crds(inp: LintInput) -> Iterator[Risk]:
                        "export the CRD too, or install the operator that ships it before applying")
 
 
+def _routes(inp: LintInput) -> Iterator[Risk]:
+    services = [o.original for o in inp.kept("Service")]
+    for item in inp.kept("Route"):
+        if not is_route(item.original):
+            continue
+        ingress, _ = route_to_ingress(item.original, ingress_class=inp.options.ingress_class, services=services)
+        host = ingress["spec"]["rules"][0].get("host", "(no host)")
+        yield Risk("openshift-route", "warning", item.ref.id,
+                   f"{item.ref} is an OpenShift Route ({host}); K3s does not serve route.openshift.io, so it "
+                   "routes nothing there",
+                   "apply the equivalent Ingress shown in the export report (phase 40, or report.json of "
+                   "`k3smig clean`) and delete the Route from the tree")
+
+
 def _custom(group: str) -> bool:
     return group not in BUILTIN_GROUPS and group not in CERT_MANAGER_GROUPS
 
@@ -362,7 +377,7 @@ def _compute(inp: LintInput) -> Iterator[Risk]:
 
 CHECKS: tuple[Callable[[LintInput], Iterator[Risk]], ...] = (
     _rwx, _storage_classes, _load_balancers, _ingresses, _traefik, _node_pinning, _host_paths, _images,
-    _crds, _helm, _batch, _fs_groups, _network_policies, _cleaner_warnings, _disk, _compute,
+    _crds, _helm, _batch, _fs_groups, _network_policies, _cleaner_warnings, _disk, _compute, _routes,
 )
 
 

@@ -53,6 +53,15 @@ class ObjRef:
         """Stable key ``Kind/namespace/name`` (``_cluster`` for cluster-scoped objects)."""
         return f"{self.kind}/{self.namespace or '_cluster'}/{self.name}"
 
+    @property
+    def identity(self) -> str:
+        """``group/Kind/namespace/name``: what makes two objects the same object on a cluster.
+
+        Unlike :attr:`id` it tells an OpenShift ``authorization.openshift.io`` RoleBinding from the RBAC
+        one of the same name.
+        """
+        return f"{self.group}/{self.kind}/{self.namespace}/{self.name}"
+
 
 def ref(obj: Obj) -> ObjRef:
     """Return the identity of ``obj``.

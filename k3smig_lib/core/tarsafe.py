@@ -23,7 +23,15 @@ The preferred data path streams tar pod → pod and only *hashes* members on the
    fatal instead of a debug message.
 4. The staging directory is renamed onto the destination only when everything succeeded; on any
    error it is deleted and the destination is left as it was. The rename needs the destination's
-   parent on the same filesystem, so a mount point itself cannot be the destination.
+   parent on the same filesystem, so a mount point itself cannot be the destination. Its name holds
+   the PID of the extracting process, so the next run removes the staging folder of a killed one
+   (:func:`k3smig_lib.core.fsafe.remove_leftovers`).
+5. **Size is bounded before anything is written**: with ``max_bytes`` (derived by the caller from the
+   claim's requested size plus a margin, :func:`volume_limit_bytes`) the pre-scan adds up the
+   *apparent* size of every regular member (a sparse member counts for its full length, as it will
+   on a volume without sparse support) and stops at the first member past the limit, naming it and
+   the limit: a 10 GiB sparse file in a 1Gi claim is refused while reading headers, never after
+   filling TMPDIR or the target disk.
 """
 
 from __future__ import annotations
@@ -37,8 +45,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from k3smig_lib.core.fsafe import STAGING_MARK
+from k3smig_lib.core.quantity import parse_quantity
 from k3smig_lib.core.tarstream import TarStream, canonical_name, read_errors
-from k3smig_lib.errors import DataMismatchError, TargetError, UnsafeArchiveError
+from k3smig_lib.errors import DataMismatchError, LimitError, ParameterError, TargetError, UnsafeArchiveError
 from k3smig_lib.log import logger
 
 #: Longest member name accepted, in bytes; leaves room for the destination under PATH_MAX (4096).
@@ -67,17 +77,50 @@ class ExtractReport:
     staging_used: str
 
 
-def prescan(archive: Path) -> list[tarfile.TarInfo]:
+def volume_limit_bytes(requested: str, margin: float) -> int | None:
+    """Most bytes a volume archive may expand to: the claim's requested size plus ``margin`` (0.1 = 10 %).
+
+    Returns:
+        ``None`` when the claim states no size (nothing to bound against).
+
+    Raises:
+        ParameterError: the margin is negative or the size is not a Kubernetes quantity.
+
+    Examples:
+        >>> volume_limit_bytes("1Gi", 0.25), volume_limit_bytes("", 0.25)
+        (1342177280, None)
+    """
+    if margin < 0:
+        raise ParameterError(f"volume_size_margin {margin} is negative", fix="give 0 or more (0.1 = 10 %)")
+    if not requested:
+        return None
+    try:
+        size = parse_quantity(requested)
+    except ValueError as e:
+        raise ParameterError(f"claim size {requested!r} is not a Kubernetes quantity", fix="e.g. 1Gi or 500Mi") from e
+    return int(size * (1 + margin))
+
+
+def _human(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def prescan(archive: Path, *, max_bytes: int | None = None) -> list[tarfile.TarInfo]:
     """Read the whole archive and refuse it if any member is unsafe, before anything is written.
 
     Args:
         archive: path of the tar archive (plain or compressed).
+        max_bytes: most bytes the regular members may add up to (apparent sizes); ``None``: no limit.
 
     Returns:
         The members, in archive order.
 
     Raises:
         UnsafeArchiveError: a member is unsafe; the message names it and says why.
+        LimitError: the members add up to more than ``max_bytes``; raised at the first member past it.
         DataMismatchError: the archive is truncated or corrupt.
 
     Examples:
@@ -85,7 +128,7 @@ def prescan(archive: Path) -> list[tarfile.TarInfo]:
         >>> [m.name for m in members][:2]  # doctest: +SKIP
         ['.', './db.sqlite3']
     """
-    scanner = _Scanner(str(archive))
+    scanner = _Scanner(str(archive), max_bytes)
     with archive.open("rb") as fh:
         for member in TarStream(fh, str(archive)):
             scanner.add(member)
@@ -130,8 +173,10 @@ def _check_name(raw: str, link_of: str | None = None) -> str:
 class _Scanner:
     """Accumulates members and applies per-member and cross-member safety rules."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, max_bytes: int | None = None) -> None:
         self.label = label
+        self.max_bytes = max_bytes
+        self.total = 0
         self.members: list[tarfile.TarInfo] = []
         self.kinds: dict[str, str] = {}  # canonical name -> "d" | "f" | "l" | "h"
         self.symlinks: dict[str, str] = {}
@@ -164,6 +209,19 @@ class _Scanner:
                               "file of the archive (hard links out of the destination are refused)")
         self.kinds[name] = kind
         self.members.append(m)
+        if m.isreg():
+            self._count(m)
+
+    def _count(self, m: tarfile.TarInfo) -> None:
+        self.total += m.size  # apparent size: tarfile reports a sparse member's full length
+        if self.max_bytes is not None and self.total > self.max_bytes:
+            sparse = " (a sparse file: its apparent size counts)" if m.issparse() else ""
+            raise LimitError(
+                f"archive {self.label} expands to more than its limit of {self.max_bytes} bytes "
+                f"({_human(self.max_bytes)}): member {_q(m.name)} of {m.size} bytes{sparse} brings it to "
+                f"{self.total} bytes; nothing was extracted",
+                fix="check the claim's requested size against the data (resize the claim on the source), or "
+                "raise volume_size_margin if the volume is legitimately fuller than its claim")
 
     @staticmethod
     def _check_type_and_mode(m: tarfile.TarInfo, name: str) -> None:
@@ -267,19 +325,23 @@ def _check_destination(dest: Path) -> os.stat_result | None:
     return st
 
 
-def safe_extract(archive: Path, dest: Path, *, numeric_owner: bool = True) -> ExtractReport:
+def safe_extract(archive: Path, dest: Path, *, numeric_owner: bool = True,
+                 max_bytes: int | None = None) -> ExtractReport:
     """Extract an untrusted archive into ``dest`` through a fresh staging directory, failing closed.
 
     Args:
         archive: the tar archive.
         dest: absent, or an empty directory; no ancestor may be a symlink.
         numeric_owner: apply the archive's numeric uid/gid (never names looked up on this host).
+        max_bytes: most bytes the archive may expand to (see :func:`volume_limit_bytes`); checked by the
+            pre-scan, so an archive past it is refused before anything is written.
 
     Returns:
         What was extracted; ``owners_applied`` is ``False`` when not running as root.
 
     Raises:
         UnsafeArchiveError: the pre-scan or the ``data`` filter refused a member (nothing written).
+        LimitError: the archive expands past ``max_bytes`` (nothing written).
         DataMismatchError: the archive is truncated or corrupt (staging deleted).
         TargetError: the destination is unsafe, or writing failed (ENOSPC, chown); staging deleted.
 
@@ -289,8 +351,8 @@ def safe_extract(archive: Path, dest: Path, *, numeric_owner: bool = True) -> Ex
     """
     dest = Path(os.path.abspath(dest))
     before = _check_destination(dest)
-    members = prescan(archive)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.k3smig-staging-", dir=dest.parent))
+    members = prescan(archive, max_bytes=max_bytes)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}{STAGING_MARK}{os.getpid()}-", dir=dest.parent))
     try:
         _extract_members(archive, staging, members, numeric_owner)
         if not any(canonical_name(m.name) == "." for m in members):
@@ -366,4 +428,5 @@ __all__ = [
     "prescan",
     "read_errors",
     "safe_extract",
+    "volume_limit_bytes",
 ]

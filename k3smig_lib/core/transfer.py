@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 from k3smig_lib.core.manifest import Manifest, compare, manifest_from_tar
 from k3smig_lib.core.tarstream import canonical_name, read_errors
+from k3smig_lib.errors import LimitError
 
 if TYPE_CHECKING:
     from k3smig_lib.core.ownership import OwnershipPlan
@@ -145,15 +146,19 @@ def plan_delta(source: Manifest, target: Manifest | None, *, remap: OwnershipPla
 
 
 class _Tee:
-    """A reader that hands every byte it reads to a sink too, and counts them."""
+    """A reader that hands every byte it reads to a sink too, counts them, and stops at a byte limit."""
 
-    def __init__(self, src: IO[bytes], sink: Callable[[bytes], object]) -> None:
-        self.src, self.sink, self.count = src, sink, 0
+    def __init__(self, src: IO[bytes], sink: Callable[[bytes], object], limit: int | None = None) -> None:
+        self.src, self.sink, self.count, self.limit = src, sink, 0, limit
         self.name = "<relay>"
 
     def read(self, size: int = -1, /) -> bytes:
         data = self.src.read(size if size and size > 0 else _CHUNK)
         if data:
+            if self.limit is not None and self.count + len(data) > self.limit:
+                raise LimitError(f"{self.name}: the stream grew past {self.limit} bytes, more than the source "
+                                 "manifest announced; stopped before the target disk fills",
+                                 fix="check the source volume (is it being written?), quiesce it, then re-run")
             self.sink(data)
             self.count += len(data)
         return data
@@ -187,7 +192,18 @@ def plain_tar(stream: IO[bytes]) -> IO[bytes]:
     return buffered
 
 
-def relay(stream: IO[bytes], sink: Callable[[bytes], object], label: str) -> tuple[Manifest, int]:
+def stream_limit(content_bytes: int, entries: int) -> int:
+    """Most tar bytes a stream of ``entries`` entries holding ``content_bytes`` may take (headers, padding, slack).
+
+    Examples:
+        >>> stream_limit(0, 1)
+        1050112
+    """
+    return int(content_bytes * 1.05) + 3 * tarfile.BLOCKSIZE * entries + (1 << 20)
+
+
+def relay(stream: IO[bytes], sink: Callable[[bytes], object], label: str, *,
+          max_bytes: int | None = None) -> tuple[Manifest, int]:
     """Forward ``stream`` (a tar archive) to ``sink`` and build the manifest of what passed.
 
     The whole stream is forwarded — the end-of-archive marker and tar's record padding included —
@@ -197,6 +213,7 @@ def relay(stream: IO[bytes], sink: Callable[[bytes], object], label: str) -> tup
         stream: the archive, possibly compressed (forwarded decompressed).
         sink: called with each chunk, in order (a pod's stdin, a local file).
         label: the stream's name in messages.
+        max_bytes: stop (:class:`~k3smig_lib.errors.LimitError`) once more bytes than this arrive.
 
     Returns:
         The manifest of the forwarded archive and the number of bytes forwarded.
@@ -205,7 +222,7 @@ def relay(stream: IO[bytes], sink: Callable[[bytes], object], label: str) -> tup
         DataMismatchError: the stream is cut (no end-of-archive marker) or corrupt.
     """
     with read_errors(label):
-        tee = _Tee(plain_tar(stream), sink)
+        tee = _Tee(plain_tar(stream), sink, max_bytes)
         tee.name = label
         manifest = manifest_from_tar(tee)  # type: ignore[arg-type]
         while tee.read(_CHUNK):  # the marker's second block and tar's record padding
@@ -271,4 +288,5 @@ def extract_selected(stream: IO[bytes], wanted: Sequence[str], dest: Path, label
     return sorted(found)
 
 
-__all__ = ["Delta", "changed_between", "extract_selected", "plain_tar", "plan_delta", "relay", "split_paths"]
+__all__ = ["Delta", "changed_between", "extract_selected", "plain_tar", "plan_delta", "relay", "split_paths",
+           "stream_limit"]

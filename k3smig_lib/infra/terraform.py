@@ -12,6 +12,7 @@ Design choices:
   Terraform 0.15).
 - Credentials reach the provider only through the inherited environment (``SCW_*``); every message
   this module raises is scrubbed of their values.
+- ``CHECKPOINT_DISABLE=1`` is always set: Terraform/OpenTofu otherwise call home to check for updates.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 
 from python_terraform import IsFlagged, Terraform
 
+from k3smig_lib.core.config import NO_PHONE_HOME
 from k3smig_lib.errors import FatalError, ParameterError, ToolMissingError
 from k3smig_lib.infra._scrub import scrub, secret_values
 from k3smig_lib.infra.render import PLAN_FILE, TFVARS_FILE
@@ -98,6 +100,7 @@ def _client(workdir: Path, binary: str | None) -> Terraform:
     bin_path = binary or find_binary()
     if shutil.which(bin_path) is None:
         raise ToolMissingError(f"{bin_path} is not an executable", fix=_BUILD_FIX)
+    os.environ.update(NO_PHONE_HOME)  # python-terraform passes os.environ: no checkpoint (update check) call
     return Terraform(working_dir=str(workdir), terraform_bin_path=bin_path)
 
 

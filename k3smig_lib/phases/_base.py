@@ -16,6 +16,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from k3smig_lib.core.config import Settings
+from k3smig_lib.core.fsafe import atomic_write
 from k3smig_lib.errors import PhaseError
 
 Status = Literal["Completed", "PartiallyFailed", "Failed"]
@@ -34,6 +35,9 @@ PHASES = (
 )
 
 
+RESULT_FILE = "phase_result.json"
+
+
 def now_iso() -> str:
     """UTC timestamp with seconds, as every artifact records it."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -46,7 +50,7 @@ def phase_dir(cfg: Settings, phase: str) -> Path:
 
 def read_result(cfg: Settings, phase: str) -> dict[str, Any] | None:
     """The ``phase_result.json`` of an earlier phase, or ``None`` when it has not run in this run folder."""
-    path = phase_dir(cfg, phase) / "phase_result.json"
+    path = phase_dir(cfg, phase) / RESULT_FILE
     if not path.is_file():
         return None
     data: dict[str, Any] = json.loads(path.read_text())
@@ -85,33 +89,29 @@ class PhaseRun:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def _write(self, name: str, data: str) -> Path:
+        """Write one artifact of this phase, confined to the run folder and atomic (see fsafe)."""
+        path = atomic_write(self.cfg.run_path(), f"artifacts/{self.phase}/{name}", data)
+        if name not in self.artifacts:
+            self.artifacts.append(name)
+        return path
+
     def save_table(self, name: str, frame: pd.DataFrame) -> pd.DataFrame:
         """Write ``frame`` as ``<name>.csv`` and return it for display."""
-        path = self.dir / f"{name}.csv"
-        frame.to_csv(path, index=False)
-        self._track(path)
+        self._write(f"{name}.csv", frame.to_csv(index=False))
         return frame
 
     def save_json(self, name: str, data: Any) -> Path:
         """Write ``data`` as pretty, sorted JSON (stable bytes for the ledger)."""
-        path = self.dir / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-        self._track(path)
-        return path
+        return self._write(name, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
     def save_text(self, name: str, text: str) -> Path:
-        """Write a text artifact (manifests, diffs, rendered inventories)."""
-        path = self.dir / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        self._track(path)
-        return path
+        """Write a text artifact (manifests, diffs, rendered inventories).
 
-    def _track(self, path: Path) -> None:
-        rel = str(path.relative_to(self.dir))
-        if rel not in self.artifacts:
-            self.artifacts.append(rel)
+        Raises:
+            UnsafePathError: ``name`` would leave the phase's artifact folder (``..``, a symlink).
+        """
+        return self._write(name, text)
 
     @property
     def status(self) -> Status:
@@ -138,7 +138,8 @@ class PhaseRun:
             "warnings": self.warnings,
             "artifacts": sorted(self.artifacts),
         }
-        (self.dir / "phase_result.json").write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+        atomic_write(self.cfg.run_path(), f"artifacts/{self.phase}/{RESULT_FILE}",
+                     json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
         rows = [{"item": "status", "value": self.status}]
         rows += [{"item": k, "value": v} for k, v in self.summary.items()]
         rows += [{"item": "error", "value": e} for e in self.errors]

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from functools import partial
 
 from k3smig_lib.backends.base import Source, Target
-from k3smig_lib.backends.directory import DirectoryTarget, auto_identity
+from k3smig_lib.backends.directory import DirectoryTarget
 from k3smig_lib.backends.snapshot import SnapshotSource
+from k3smig_lib.core.agekey import auto_identity
 from k3smig_lib.core.clean import CleanOptions, CleanReport, clean_objects
 from k3smig_lib.core.config import Settings
 from k3smig_lib.core.objects import Obj
@@ -54,7 +55,8 @@ def open_source(cfg: Settings) -> Source:
 def secret_codec(cfg: Settings) -> tuple[Callable[[Obj], Obj], Callable[[Obj], Obj] | None]:
     """How Secrets are written to a directory target, and read back for comparison.
 
-    ``age_recipient: auto`` uses the target's own key (demo); an ``age1…`` recipient seals for it and
+    ``age_recipient: auto`` uses the environment's own key, kept in the user's config folder, never in the
+    tree (demo; :mod:`k3smig_lib.core.agekey`); an ``age1…`` recipient seals for it and
     reads back only when ``K3SMIG_AGE_IDENTITY`` is set; no recipient writes Secrets without values.
 
     Raises:
@@ -64,7 +66,7 @@ def secret_codec(cfg: Settings) -> tuple[Callable[[Obj], Obj], Callable[[Obj], O
     if not recipient:
         return strip_values, None
     if recipient == "auto":
-        identity, public = auto_identity(cfg.target_path(), create=cfg.apply)
+        identity, public = auto_identity(cfg.environment, create=cfg.apply, legacy_root=cfg.target_path())
         return partial(seal_secret, recipient=public), partial(unseal_secret, identity=identity)
     if not is_age_recipient(recipient):
         raise ParameterError(f"age_recipient {recipient!r} is not an age public key",
@@ -82,7 +84,7 @@ def open_target(cfg: Settings) -> Target:
     """
     if cfg.target_kind == "directory":
         seal, unseal = secret_codec(cfg)
-        return DirectoryTarget(cfg.target_path(), seal=seal, unseal=unseal)
+        return DirectoryTarget(cfg.target_path(), seal=seal, unseal=unseal, volume_margin=cfg.volume_size_margin)
     from k3smig_lib.backends.live_target import LiveTarget
 
     return LiveTarget(target_ref(cfg), existing=cfg.existing, run_id=cfg.run_path().name,

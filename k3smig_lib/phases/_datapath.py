@@ -16,7 +16,7 @@ from typing import Any
 from k3smig_lib.backends.base import SourceVolume, TargetVolume, WriteReport
 from k3smig_lib.core.manifest import Manifest, ManifestDiff, compare
 from k3smig_lib.core.ownership import OwnershipPlan
-from k3smig_lib.core.transfer import Delta, changed_between, plan_delta, relay
+from k3smig_lib.core.transfer import Delta, changed_between, plan_delta, relay, stream_limit
 from k3smig_lib.core.volscripts import describe
 from k3smig_lib.errors import DataMismatchError
 
@@ -80,7 +80,9 @@ def copy_pass(src: SourceVolume, dst: TargetVolume, plan: OwnershipPlan, *, name
     dst.mark(DIRTY)
     with (src.stream(delta.send, allow_changes=allow_changes) as stream,
           dst.writer(delete=delta.delete, plan=plan, full=delta.full) as writer):
-        sent, count = relay(stream, writer.write, f"{vid} ({name})")
+        entries = len(source.entries) if delta.send is None else len(delta.send)
+        sent, count = relay(stream, writer.write, f"{vid} ({name})",
+                            max_bytes=stream_limit(delta.send_bytes, entries))
         record.write = writer.finish()
     record.bytes_sent, record.stream_entries = count, len(sent.entries)
     wanted = set(source.entries) if delta.send is None else set(delta.send)

@@ -139,17 +139,23 @@ def target_user(plan: OwnershipPlan, manifest: Manifest) -> tuple[tuple[int, int
     return None, f"root: the volume holds {len(owners)} different owners, kept as they are"
 
 
-def capacity_problem(volume_id: str, need: int, cap: Capacity) -> str:
+def capacity_problem(volume_id: str, need: int, cap: Capacity, margin: float = 0.1) -> str:
     """Why ``need`` bytes do not fit the target volume ("" when they do).
+
+    The claim's request is a size the application asked for, not a quota local-path enforces, so it is
+    allowed ``margin`` more (``volume_size_margin``, the same bound archives are held to); free space is
+    a hard limit.
 
     Examples:
         >>> capacity_problem("ns/db", 2048, Capacity(requested=1024, free=None))[:36]
         'ns/db: the volume holds 2048 bytes ('
+        >>> capacity_problem("ns/db", 1100, Capacity(requested=1024, free=None))
+        ''
     """
-    if cap.requested is not None and need > cap.requested:
+    if cap.requested is not None and need > cap.requested * (1 + margin):
         return (f"{volume_id}: the volume holds {need} bytes (sparse files counted at their apparent size) but the "
-                f"target claim requests {cap.requested}: refused before any write (raise the claim's "
-                "spec.resources.requests.storage)")
+                f"target claim requests {cap.requested} (+{margin:.0%} margin): refused before any write (raise the "
+                "claim's spec.resources.requests.storage, or volume_size_margin)")
     if cap.free is not None and need > cap.free:
         return (f"{volume_id}: the volume holds {need} bytes but only {cap.free} are free where the target volume "
                 "lives: refused before any write (grow the disk, disk_gb)")
@@ -307,10 +313,10 @@ class Data(PhaseRun):
                 continue
             dst = self._target(v)
             cap = dst.capacity()
-            fits = not capacity_problem(v.id, need, cap)
+            fits = not capacity_problem(v.id, need, cap, self.cfg.volume_size_margin)
             rows.append({"volume": v.id, "bytes": need, "requested": cap.requested, "free": cap.free,
                          "writer": f"{dst.access.where} as {dst.access.user}", "fits": fits})
-            problem = capacity_problem(v.id, need, cap)
+            problem = capacity_problem(v.id, need, cap, self.cfg.volume_size_margin)
             if problem:
                 self.errors.append(problem)
         return self.save_table("capacity", pd.DataFrame(rows))

@@ -15,6 +15,7 @@ import pandas as pd
 import yaml
 
 from k3smig_lib.core.clean import RULES, CleanedObject, CleanReport
+from k3smig_lib.core.clean.routes import is_route, route_to_ingress
 from k3smig_lib.core.config import Settings
 from k3smig_lib.core.objects import Obj, sha256_of
 from k3smig_lib.core.order import sort_for_apply
@@ -101,6 +102,24 @@ class Export(PhaseRun):
                 for r, c in self.report.warnings()]
         self.summary["review items"] = len(rows)  # to read, not failures: the run still completes
         return self.save_table("cleaning_warnings", pd.DataFrame(rows))
+
+    def routes(self) -> pd.DataFrame:
+        """OpenShift Routes kept: K3s does not serve them, so each gets the Ingress that does the same job."""
+        services = [c.original for c in self.report.kept() if c.ref.kind == "Service"]
+        rows = []
+        for item in self.report.kept():
+            if not is_route(item.original):
+                continue
+            ingress, notes = route_to_ingress(item.original, ingress_class=self.cfg.ingress_class, services=services)
+            name = f"suggested/{item.ref.namespace}__{item.ref.name}.ingress.yaml"
+            self.save_text(name, yaml.safe_dump(ingress, sort_keys=False))
+            rows.append({"route": item.ref.id, "host": ingress["spec"]["rules"][0].get("host", ""),
+                         "equivalent Ingress": name, "notes": "; ".join(notes)})
+        if not rows:
+            return pd.DataFrame([{"routes": "no OpenShift Route in the export"}])
+        self.warnings.append(f"{len(rows)} OpenShift Route(s) kept, which K3s does not serve: apply the equivalent "
+                             "Ingress of the routes table instead")
+        return self.save_table("routes", pd.DataFrame(rows))
 
     def changes(self) -> pd.DataFrame:
         """Every field change on kept objects, with its rule ID (the full "why" table)."""

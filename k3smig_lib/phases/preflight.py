@@ -6,6 +6,7 @@ capacity of the planned VM. A blocking finding fails the phase, so nothing later
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from k3smig_lib.core.config import Settings
+from k3smig_lib.core.config import NO_PHONE_HOME, Settings
 from k3smig_lib.core.envsecrets import credentials_status
 from k3smig_lib.core.lint import Capacity, lint
 from k3smig_lib.core.objects import Obj, intended_replicas, pod_spec, ref
@@ -29,7 +30,8 @@ SCW_VARS = ["SCW_ACCESS_KEY", "SCW_SECRET_KEY", "SCW_DEFAULT_PROJECT_ID"]
 
 def _version(cmd: list[str]) -> str:
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20, check=False)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20, check=False,
+                             env={**os.environ, **NO_PHONE_HOME})  # `tofu version` checks for updates otherwise
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else ""

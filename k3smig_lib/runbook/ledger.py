@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from k3smig_lib.core.fsafe import atomic_write
 from k3smig_lib.core.objects import canonical_json
 from k3smig_lib.errors import LedgerError
 
@@ -44,12 +45,15 @@ def chain_record(prev_hash: str, record: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_ledger(run_dir: Path, header: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Write ``run.json`` with the header, the chained phase records and the hash of every file."""
+    """Write ``run.json`` with the header, the chained phase records and the hash of every file.
+
+    Written atomically: a run killed while writing keeps its previous ledger, so ``--resume`` works.
+    """
     ledger = dict(header)
     ledger["phases"] = records
     ledger["files"] = hash_tree(run_dir)
     ledger["ledger_hash"] = hashlib.sha256(canonical_json(ledger)).hexdigest()
-    (run_dir / LEDGER).write_text(json.dumps(ledger, indent=2, sort_keys=True) + "\n")
+    atomic_write(run_dir, LEDGER, json.dumps(ledger, indent=2, sort_keys=True) + "\n")
     return ledger
 
 

@@ -10,6 +10,8 @@ import nbformat
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import TagRemovePreprocessor
 
+from k3smig_lib.core.fsafe import atomic_write
+
 
 def notebook_to_html(notebook: Path, out: Path) -> Path:
     """Render an executed notebook as a report: inputs, prompts and parameter cells hidden."""
@@ -21,8 +23,7 @@ def notebook_to_html(notebook: Path, out: Path) -> Path:
     remover = TagRemovePreprocessor(remove_cell_tags={"injected-parameters", "parameters"}, enabled=True)
     exporter.register_preprocessor(remover, enabled=True)
     body, _ = exporter.from_notebook_node(nb)
-    out.write_text(body, encoding="utf-8")
-    return out
+    return atomic_write(out.parent, out.name, body)
 
 
 _STYLE = """
@@ -67,6 +68,4 @@ integrity: <code>k3smig verify {_cell(run_dir)}</code></p>
 URL-, JSON- and HTML-encoded) after each phase. Fingerprints are keyed HMACs whose key is not stored.</p>
 </body></html>
 """
-    path = run_dir / "index.html"
-    path.write_text(text, encoding="utf-8")
-    return path
+    return atomic_write(run_dir, "index.html", text)

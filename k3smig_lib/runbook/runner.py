@@ -21,18 +21,22 @@ from pathlib import Path
 from typing import Any
 
 import papermill
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from k3smig_lib.backends.directory import IDENTITY_FILE
-from k3smig_lib.core.config import PACKAGE_ROOT, Settings, check_parameters, read_parameters_file
-from k3smig_lib.core.envsecrets import env_secret_values
-from k3smig_lib.core.leakgate import quarantine, scan
+from k3smig_lib.backends.directory_volumes import leftovers_of_killed_runs
+from k3smig_lib.core.config import NO_PHONE_HOME, PACKAGE_ROOT, Settings, check_parameters, read_parameters_file
+from k3smig_lib.core.dirlock import DirectoryLock
+from k3smig_lib.core.fsafe import atomic_write, remove_leftovers
+from k3smig_lib.core.leakgate import scan
 from k3smig_lib.core.objects import sha256_of
-from k3smig_lib.core.secrets import RUN_KEY_ENV, secret_values
-from k3smig_lib.errors import K3sMigError, ParameterError, PhaseError, SecretLeakError
-from k3smig_lib.k8s.lock import LockHeldError, RunLock
+from k3smig_lib.core.secrets import RUN_KEY_ENV
+from k3smig_lib.errors import K3sMigError, ParameterError, PhaseError
+from k3smig_lib.k8s.lock import RunLock
 from k3smig_lib.log import logger
-from k3smig_lib.phases._base import PHASES, now_iso, phase_dir
+from k3smig_lib.phases._base import PHASES, RESULT_FILE, now_iso, phase_dir
 from k3smig_lib.phases._context import open_source, target_ref
+from k3smig_lib.runbook.kernels import RunKernelManager, private_kernels, remove_stale
+from k3smig_lib.runbook.leaks import env_values, gate, key_values, source_values
 from k3smig_lib.runbook.ledger import chain_record, read_ledger, write_ledger
 from k3smig_lib.runbook.report import notebook_to_html, write_index
 from k3smig_lib.show import BATCH_ENV
@@ -114,114 +118,144 @@ def code_version() -> str:
 
 @contextmanager
 def kernel_environment(run_key: str) -> Iterator[None]:
-    """Environment every kernel inherits: the run's HMAC key and batch mode; restored afterwards."""
-    saved = {k: os.environ.get(k) for k in (RUN_KEY_ENV, BATCH_ENV)}
-    os.environ[RUN_KEY_ENV] = run_key
-    os.environ[BATCH_ENV] = "1"
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    """Environment every kernel inherits, restored afterwards.
+
+    The run's HMAC key, batch mode, no phone-home, and a private kernelspec and runtime folder
+    (:mod:`k3smig_lib.runbook.kernels`): kernels die with the run, and their connection files go with it.
+    """
+    remove_stale()
+    with private_kernels() as kernel_env:
+        wanted = {RUN_KEY_ENV: run_key, BATCH_ENV: "1", **NO_PHONE_HOME, **kernel_env}
+        saved = {k: os.environ.get(k) for k in wanted}
+        os.environ.update(wanted)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
-def key_values(cfg: Settings, run_key: str) -> set[bytes]:
-    """Keys of the run itself: the HMAC run key and the target's own age identity once it exists."""
-    values = {run_key.encode()}
-    identity = cfg.target_path() / IDENTITY_FILE
-    if identity.is_file():
-        values.add(identity.read_text().strip().encode())
-    return values
+def leak_values(cfg: Settings, run_key: str) -> dict[bytes, str]:
+    """Every secret value this run could leak, labelled with where it comes from.
+
+    Source Secrets, credentials from the environment, and the keys of the run itself.
+    """
+    return {**source_values(open_source(cfg).list_objects()), **env_values(), **key_values(cfg, run_key)}
 
 
-def leak_values(cfg: Settings, run_key: str) -> set[bytes]:
-    """Every secret value this run could leak: source Secrets, credentials, keys of the run itself."""
-    return secret_values(open_source(cfg).list_objects()) | env_secret_values() | key_values(cfg, run_key)
+RunLockLike = RunLock | DirectoryLock
 
 
 class Runner:
-    """One run: its folder, its parameters, its ledger records."""
+    """One run: its folder, its parameters, its ledger records.
 
-    def __init__(self, params: dict[str, Any], run_dir: Path, records: list[dict[str, Any]] | None = None) -> None:
+    The run folder is created only when the first phase is about to run: a run refused before that
+    (bad ``--phases``, a held lock, an unreadable source) leaves nothing behind.
+    """
+
+    def __init__(self, params: dict[str, Any], run_dir: Path, records: list[dict[str, Any]] | None = None,
+                 *, resumed: bool = False) -> None:
         env = str(params.get("environment", "demo"))
+        self.resumed = resumed
         params = {**params, "target_dir": str(Path(params.get("target_dir") or Path("targets") / env).resolve())}
         self.params = params
-        self.run_dir = run_dir
         self.records = records or []
-        self.cfg = Settings(**{**params, "run_dir": str(run_dir)})
         self.notebooks = {p: NOTEBOOKS / f"{p}.ipynb" for p in PHASES}
         self.per_notebook = split_parameters(params, self.notebooks)
         self.run_key = secrets.token_hex(32)
+        self._set_run_dir(run_dir)
         self.header: dict[str, Any] = {
             "run_id": run_dir.name, "environment": self.cfg.environment, "created": now_iso(),
             "code_version": code_version(), "parameters": params, "parameters_sha256": sha256_of(params),
             "status": "running",
         }
 
+    def _set_run_dir(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.cfg = Settings(**{**self.params, "run_dir": str(run_dir)})
+
+    def _create_run_dir(self) -> None:
+        """Create the run folder now (a new name if another run took this one meanwhile)."""
+        if self.resumed:
+            remove_leftovers(self.run_dir)  # temp files of writes the killed attempt did not finish
+            return
+        base, n = self.run_dir, 1
+        while True:
+            try:
+                self.run_dir.mkdir(parents=True)
+                break
+            except FileExistsError:
+                n += 1
+                self._set_run_dir(base.with_name(f"{base.name}-{n}"))
+        self.header["run_id"] = self.run_dir.name
+
     def _execute(self, phase: str) -> dict[str, Any]:
         out = self.run_dir / f"{phase}.ipynb"
         params = {**self.per_notebook[phase], "run_dir": str(self.run_dir)}
+        result_path = phase_dir(self.cfg, phase) / RESULT_FILE
+        result_path.unlink(missing_ok=True)  # a result of an earlier attempt must never pass for this one
         started, t0 = now_iso(), time.monotonic()
         error = ""
         try:
             papermill.execute_notebook(str(self.notebooks[phase]), str(out), parameters=params,
-                                       kernel_name="python3", progress_bar=False)
+                                       kernel_name="python3", progress_bar=False,
+                                       kernel_manager_class=RunKernelManager)
         except papermill.PapermillExecutionError as e:
             error = f"{e.ename}: {e.evalue}"[:500]
-        notebook_to_html(out, self.run_dir / f"{phase}.html")
-        result_path = phase_dir(self.cfg, phase) / "phase_result.json"
+        except (DeadKernelError, CellTimeoutError) as e:  # the kernel died (OOM, killed) or hung
+            error = f"{type(e).__name__}: {e}"[:500]
+        if out.is_file():
+            notebook_to_html(out, self.run_dir / f"{phase}.html")
         result = json.loads(result_path.read_text()) if result_path.is_file() else {}
         if error and result.get("status") != "Failed":  # a cell raised before the phase could record it
             result = {**result, "phase": phase, "status": "Failed", "errors": [*result.get("errors", []), error]}
-            result_path.parent.mkdir(parents=True, exist_ok=True)
-            result_path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+            atomic_write(self.run_dir, f"artifacts/{phase}/{RESULT_FILE}",
+                         json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
         status = "Failed" if error else result.get("status", "Failed")
         return {"phase": phase, "status": status, "started": started, "seconds": round(time.monotonic() - t0, 2),
                 "summary": result.get("summary", {}), "errors": result.get("errors") or ([error] if error else []),
                 "warnings": result.get("warnings", [])}
 
-    def _gate(self, values: set[bytes]) -> None:
+    def _gate(self, values: dict[bytes, str]) -> None:
         report = scan(self.run_dir, values)
         if not report.ok:
-            where = sorted({h.file for h in report.hits})
-            self.run_dir = quarantine(self.run_dir)
-            raise SecretLeakError(f"secret values found in {len(report.hits)} place(s): {', '.join(where)[:200]}; "
-                                  f"the run was quarantined at {self.run_dir}",
-                                  fix="find what displayed a Secret, fix it in k3smig_lib, and re-run")
+            objects = open_source(self.cfg).list_objects() if self.cfg.source_kind == "snapshot" else []
+            self.run_dir = gate(self.run_dir, report, values, objects)
 
     def run(self, phases: list[str]) -> RunOutcome:
         """Execute ``phases`` in order under the target's run lock; stop at the first failure.
 
         Raises:
-            LockHeldError: another run holds the live target's lock (nothing was changed).
+            LockHeldError: another run holds the live target's lock (nothing was changed, no folder made).
+            TargetLockedError: another run holds the directory target's lock (idem).
         """
         self.header.setdefault("phases_selected", phases)
         lock = self._lock()
         try:
             return self._run(phases, lock)
         finally:
-            if lock is not None:
-                lock.release()
+            lock.release()
 
-    def _lock(self) -> RunLock | None:
-        """One run at a time per live target: a Lease, taken before any phase runs."""
-        if self.cfg.target_kind != "cluster":
-            return None
-        from k3smig_lib.backends.live_target import LiveTarget
+    def _lock(self) -> RunLockLike:
+        """One run at a time per target (a Lease live, a lock file for a directory), before any phase runs."""
+        if self.cfg.target_kind == "cluster":
+            from k3smig_lib.backends.live_target import LiveTarget
 
-        lock = LiveTarget(target_ref(self.cfg)).lock(self.run_dir.name)
-        try:
+            lock = LiveTarget(target_ref(self.cfg)).lock(self.run_dir.name)
             self.header["run_lock"] = lock.acquire().report
-        except LockHeldError:
-            if not any(self.run_dir.iterdir()):
-                self.run_dir.rmdir()  # refused before anything ran: leave no trace
-            raise
-        return lock
+            return lock
+        dir_lock = DirectoryLock(self.cfg.target_path(), self.run_dir.name)
+        self.header["run_lock"] = dir_lock.acquire().report
+        removed = leftovers_of_killed_runs(self.cfg.target_path())
+        if removed:
+            self.header["leftovers_removed"] = [str(p) for p in removed]
+            logger.warning("removed %d leftovers of a killed run under %s", len(removed), self.cfg.target_path())
+        return dir_lock
 
-    def _run(self, phases: list[str], lock: RunLock | None) -> RunOutcome:
+    def _run(self, phases: list[str], lock: RunLockLike) -> RunOutcome:
         try:
             values = leak_values(self.cfg, self.run_key)
         except K3sMigError as e:
@@ -230,44 +264,56 @@ class Runner:
             if "00_preflight" not in phases:
                 raise
             logger.warning("source unreadable (%s): running preflight only", e)
-            values, phases = env_secret_values() | key_values(self.cfg, self.run_key), ["00_preflight"]
+            values, phases = {**env_values(), **key_values(self.cfg, self.run_key)}, ["00_preflight"]
+        self._create_run_dir()
+        self._save()  # from here on, --resume finds a ledger even after SIGKILL
         failed = ""
         with kernel_environment(self.run_key):
             for phase in phases:
-                if lock is not None:
-                    lock.renew()
+                lock.renew()  # the live Lease expires unless renewed; the directory lock needs nothing
                 logger.info("running %s", phase)
                 print(f"[k3smig] {phase} …", flush=True)
                 record = self._execute(phase)
                 self.records.append(chain_record(self.records[-1]["hash"] if self.records else "", record))
-                values |= key_values(self.cfg, self.run_key)  # phase 50 may have created the target's key
+                values |= key_values(self.cfg, self.run_key)  # phase 50 may have created the environment's key
                 self._gate(values)
+                self._save()
                 print(f"[k3smig] {phase}: {record['status']} ({record['seconds']} s)", flush=True)
                 if record["status"] == "Failed":
                     failed = phase
                     break
         return self._close(failed)
 
+    def _verdict(self) -> str:
+        verdict_file = phase_dir(self.cfg, "90_validate_migration") / "verdict.json"
+        return str(json.loads(verdict_file.read_text())["verdict"]) if verdict_file.is_file() else ""
+
+    def _save(self) -> None:
+        """Write run.json and index.html as they stand (after every phase, so a crash loses at most one)."""
+        write_index(self.run_dir, self.header, self.records, self._verdict())
+        write_ledger(self.run_dir, self.header, self.records)
+
     def _close(self, failed: str) -> RunOutcome:
         latest = {r["phase"]: r["status"] for r in self.records}
         status = "Failed" if failed else ("PartiallyFailed" if "PartiallyFailed" in latest.values() else "Completed")
-        verdict_file = phase_dir(self.cfg, "90_validate_migration") / "verdict.json"
-        verdict = json.loads(verdict_file.read_text())["verdict"] if verdict_file.is_file() else ""
+        verdict = self._verdict()
         self.header.update({"status": status, "finished": now_iso(), "verdict": verdict, "failed_phase": failed})
-        write_index(self.run_dir, self.header, self.records, verdict)
-        write_ledger(self.run_dir, self.header, self.records)
+        self._save()
         return RunOutcome(self.run_dir, status, verdict, failed)
 
 
 def new_run_dir(runs_root: Path, environment: str) -> Path:
-    """``runs/<UTC timestamp>-<environment>`` (a suffix is added if two runs start in the same second)."""
+    """``runs/<UTC timestamp>-<environment>``: the folder a new run will create (not created here).
+
+    A suffix is added if a run of the same second exists already; the runner adds another if one
+    appears before it creates the folder.
+    """
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = runs_root / f"{stamp}-{environment}"
     n = 1
     while path.exists():
         n += 1
         path = runs_root / f"{stamp}-{environment}-{n}"
-    path.mkdir(parents=True)
     return path.resolve()
 
 
@@ -289,9 +335,10 @@ def run(params_file: Path, *, phases: str | None = None, runs_root: Path = Path(
     if overrides:
         check_parameters(overrides, source="overrides")
         params.update(overrides)
+    selected = select_phases(phases)
     env = str(params.get("environment", "demo"))
     runner = Runner(params, new_run_dir(runs_root, env))
-    return runner.run(select_phases(phases))
+    return runner.run(selected)
 
 
 def resume(run_dir: Path) -> RunOutcome:
@@ -306,7 +353,7 @@ def resume(run_dir: Path) -> RunOutcome:
     todo = [p for p in ledger.get("phases_selected", PHASES) if p not in done]
     if not todo:
         raise PhaseError(f"run {run_dir.name} already completed every phase", fix="start a new run instead")
-    runner = Runner(dict(ledger["parameters"]), run_dir.resolve(), records)
+    runner = Runner(dict(ledger["parameters"]), run_dir.resolve(), records, resumed=True)
     runner.header["created"] = ledger.get("created", runner.header["created"])
     runner.header["resumed"] = now_iso()
     runner.header["phases_selected"] = ledger.get("phases_selected", list(PHASES))

@@ -1,7 +1,11 @@
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pyrage
 import pytest
+import yaml
 
 from k3smig_lib.backends.snapshot import read_export
 from k3smig_lib.cli import main
@@ -65,3 +69,100 @@ def test_unknown_command_is_a_usage_error():
     with pytest.raises(SystemExit) as exc:
         main(["frobnicate"])
     assert exc.value.code == 2
+
+
+OPENSHIFT = Path(__file__).resolve().parents[1] / "fixtures" / "openshift"
+
+
+def test_clean_of_the_bundled_example_builds_with_kustomize(tmp_path, kustomize):
+    out = tmp_path / "out"
+    assert main(["clean", str(BUNDLED_EXAMPLE / "manifests"), str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    rendered = [d for d in yaml.safe_load_all(kustomize(out)) if d]
+    assert len(rendered) == sum(1 for r in report if not r["dropped"])
+
+
+def test_clean_of_an_openshift_project_drops_its_defaults_and_builds(tmp_path, kustomize, capsys):
+    out = tmp_path / "out"
+    assert main(["clean", str(OPENSHIFT), str(out)]) == 0
+    summary = capsys.readouterr().out
+    assert "1 OpenShift Route(s) kept, which K3s does not serve" in summary
+    report = json.loads((out / "report.json").read_text())
+    fate = {(r["apiVersion"], r["object"]): (r["dropped"], r["rules"]) for r in report}
+    for group in ("rbac.authorization.k8s.io/v1", "authorization.openshift.io/v1"):
+        for name in ("system:deployers", "system:image-builders", "system:image-pullers"):
+            assert fate[(group, f"RoleBinding/crane-complex-demo/{name}")] == (True, ["W12"])
+    assert fate[("v1", "ServiceAccount/crane-complex-demo/builder")] == (True, ["W12"])
+    assert fate[("v1", "ServiceAccount/crane-complex-demo/deployer")] == (True, ["W12"])
+    assert "K26" in fate[("v1", "ServiceAccount/crane-complex-demo/app-sa")][1]
+    route = next(r for r in report if r["object"] == "Route/openshift-console/console")
+    assert route["equivalent_ingress"]["spec"]["rules"][0]["host"] == "console-openshift-console.apps-crc.testing"
+    rendered = [d for d in yaml.safe_load_all(kustomize(out)) if d]
+    assert len(rendered) == sum(1 for r in report if not r["dropped"])
+    app_sa = next(d for d in rendered if d["kind"] == "ServiceAccount")
+    assert "imagePullSecrets" not in app_sa
+
+
+def test_clean_of_an_export_where_everything_is_dropped_writes_an_empty_valid_tree(tmp_path, kustomize):
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "nodes.yaml").write_text("apiVersion: v1\nkind: Node\nmetadata: {name: pool-a-1}\n---\n"
+                                       "apiVersion: v1\nkind: Namespace\nmetadata: {name: kube-system}\n")
+    out = tmp_path / "out"
+    assert main(["clean", str(export), str(out)]) == 0
+    assert yaml.safe_load((out / "manifests" / "kustomization.yaml").read_text())["resources"] == []
+    assert kustomize(out).strip() in ("", "{}")
+    assert [r["dropped"] for r in json.loads((out / "report.json").read_text())] == [True, True]
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("apiVersion: v1\nkind: ConfigMap\nmetadata: {namespace: a}\n", "document 2 (line 5): ConfigMap (no name)"),
+    ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + "x" * 300 + ", namespace: a}\n",
+     "is not a DNS-1123 subdomain"),
+    ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: a}\ndata:\n  k: 1\n  k: 2\n",
+     "bad.yaml: line 10, column 3: duplicate key 'k'"),
+])
+def test_clean_refuses_bad_input_before_writing_anything(tmp_path, capsys, text, fragment):
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "bad.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n" + text)
+    assert main(["clean", str(export), str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and fragment in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
+def test_clean_shortens_long_names_and_a_failed_write_leaves_nothing_behind(tmp_path, kustomize):
+    export = tmp_path / "export"
+    export.mkdir()
+    long_name = "a" * 250
+    (export / "cm.yaml").write_text(f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {long_name}, namespace: a}}\n"
+                                    "data: {k: " + "v" * 5000 + "}\n")
+    out = tmp_path / "out"
+    script = ("import resource, signal, sys\nfrom k3smig_lib.cli import main\n"
+              "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))\n"
+              f"sys.exit(main(['clean', {str(export)!r}, {str(out)!r}]))\n")
+    failed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert failed.returncode == 1 and "cannot write" in failed.stderr, failed.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]  # no output, no staging folder
+    assert main(["clean", str(export), str(out)]) == 0  # the re-run is not blocked
+    files = [p.name for p in (out / "manifests").rglob("configmap-*.yaml")]
+    assert len(files) == 1 and len(files[0]) < 200
+    assert next(yaml.safe_load_all(kustomize(out)))["metadata"]["name"] == long_name
+
+
+def test_clean_removes_the_staging_folder_of_a_killed_run(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale = tmp_path / f".out.k3smig-staging-{gone.pid}-abcd1234"
+    (stale / "manifests").mkdir(parents=True)
+    assert main(["clean", str(BUNDLED_EXAMPLE / "manifests"), str(tmp_path / "out")]) == 0
+    assert not stale.exists() and (tmp_path / "out" / "report.json").is_file()
+
+
+def test_clean_says_when_the_export_is_a_file(tmp_path, capsys):
+    path = tmp_path / "export.yaml"
+    path.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n")
+    assert main(["clean", str(path), str(tmp_path / "o")]) == 1
+    assert "is a file, not a folder" in capsys.readouterr().err

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from k3smig_lib.core.clean.context import BUILTIN_GROUPS, Work, api_group, key_path
+from k3smig_lib.core.clean.context import BUILTIN_GROUPS, GENERATED_TOKEN_NAME, Work, api_group, key_path
 from k3smig_lib.core.objects import Obj, get_path
 
 _TEMPLATE_PATHS = {"CronJob": "spec.jobTemplate.spec.template", "Pod": ""}
@@ -126,13 +126,31 @@ def _token_volumes(work: Work, spec: Obj, base: str) -> None:
 
 
 def rewrite_pull_secrets(work: Work, holder: Obj, base: str) -> None:
-    """K16: replace every ``imagePullSecrets`` entry by the target's registry pull Secret."""
+    """K16: replace every ``imagePullSecrets`` entry by the target's registry pull Secret.
+
+    Without a target pull Secret, K26 drops the entries that name generated dockercfg/token Secrets
+    (OpenShift's ``<sa>-dockercfg-xxxxx``): W5/W1 dropped those Secrets, so the reference would dangle.
+    """
     name = work.options.pull_secret_name
     current = holder.get("imagePullSecrets")
-    if not name or not current:
+    if not current:
         return
-    work.set("K16", holder, "imagePullSecrets", [{"name": name}], base,
-             note="credentials differ on the target: the Scaleway registry pull Secret")
+    if name:
+        work.set("K16", holder, "imagePullSecrets", [{"name": name}], base,
+                 note="credentials differ on the target: the Scaleway registry pull Secret")
+        return
+    ns = work.ref.namespace
+    generated = [s for s in current if isinstance(s, dict) and (
+        (ns, s.get("name")) in work.ctx.token_secrets or GENERATED_TOKEN_NAME.match(str(s.get("name", ""))))]
+    if not generated:
+        return
+    kept = [s for s in current if s not in generated]
+    if kept:
+        holder["imagePullSecrets"] = kept
+    else:
+        del holder["imagePullSecrets"]
+    work.record("K26", f"{base}.imagePullSecrets" if base else "imagePullSecrets", "remove",
+                before=[s.get("name") for s in generated], note="generated pull Secrets of the source registry")
 
 
 def _service_account_alias(work: Work, spec: Obj, base: str) -> None:

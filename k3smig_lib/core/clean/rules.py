@@ -96,6 +96,13 @@ _CATALOGUE: tuple[Rule, ...] = (
           "controller, cert-manager and external-dns themselves",
           "The K3s platform layer is installed by Ansible/Helm",
           "k3smig"),
+    _rule("W12",
+          "OpenShift project defaults: ServiceAccounts `builder` and `deployer` (marked by OpenShift's registry "
+          "pull-secret annotation or generated Secrets) and the `system:*` RoleBindings of every project "
+          "(`system:image-pullers`, `system:image-builders`, `system:deployers`, in both RBAC API groups)",
+          "OpenShift creates them in every project; on K3s they bind roles that do not exist and serve builds "
+          "and DeploymentConfigs that do not run",
+          "C (OpenShift plugin)"),
     _rule("M1",
           "`metadata.uid`",
           "Server-assigned identity",
@@ -281,6 +288,12 @@ _CATALOGUE: tuple[Rule, ...] = (
           "`kubectl.kubernetes.io/restartedAt`",
           "Harmless, but clutters diffs",
           "S (kubeformat)"),
+    _rule("K26",
+          "ServiceAccount / Pod `imagePullSecrets` entries naming generated dockercfg or token Secrets "
+          "(`<sa>-dockercfg-xxxxx`), when no target pull Secret replaces the list (K16)",
+          "Those Secrets are whited out (W5, W1); a reference to a missing pull Secret only hides that the target "
+          "registry needs its own credentials",
+          "C (OpenShift plugin)"),
     _rule("T1",
           "PVC and `volumeClaimTemplates` `storageClassName` → `local-path` (or omit it to get the "
           "default class)",

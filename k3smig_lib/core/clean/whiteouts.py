@@ -1,4 +1,4 @@
-"""Whole objects to drop (W1-W11), decided before any field is stripped (§1 step 2).
+"""Whole objects to drop (W1-W12), decided before any field is stripped (§1 step 2).
 
 Each check reads fields that later steps delete (``ownerReferences``, ``status``, Secret ``type``,
 the mirror annotation), so classification runs on the object exactly as exported. The first check
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from k3smig_lib.core.clean import keep
 from k3smig_lib.core.clean.context import (
     CERT_MANAGER_GROUPS,
+    GENERATED_TOKEN_NAME,
     SA_TOKEN_TYPE,
     ClusterContext,
     api_group,
@@ -42,6 +43,8 @@ PLATFORM_KINDS = frozenset({"StorageClass", "CSIDriver", "IngressClass", "Volume
 SNAPSHOT_GROUP = "snapshot.storage.k8s.io"
 PLATFORM_CRD_GROUPS = CERT_MANAGER_GROUPS | {SNAPSHOT_GROUP, "externaldns.k8s.io"}
 TRAEFIK_GROUPS = frozenset({"traefik.io", "traefik.containo.us"})
+#: ServiceAccounts OpenShift creates in every project, next to ``default`` (W12).
+OPENSHIFT_PROJECT_SAS = frozenset({"builder", "deployer"})
 _APP_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/part-of", "app")
 
 
@@ -119,6 +122,32 @@ def _default_objects_rule(obj: Obj, ctx: ClusterContext) -> Verdict:
     return None
 
 
+def _openshift_generated_sa(obj: Obj) -> bool:
+    """True for a ServiceAccount OpenShift's controllers made and nobody changed since.
+
+    It carries OpenShift's registry pull-secret annotation or a generated Secret of its own, and every
+    Secret it names is generated (``<sa>-dockercfg-xxxxx``): one that also names a Secret added by
+    hand (a CI token) was customised and is kept.
+    """
+    name = ns_name(obj)[1]
+    refs = [str(s.get("name", "")) for key in ("secrets", "imagePullSecrets") for s in obj.get(key) or []
+            if isinstance(s, dict)]
+    generated = [(m := GENERATED_TOKEN_NAME.match(r)) is not None and m.group("sa") == name for r in refs]
+    marked = "openshift.io/internal-registry-pull-secret-ref" in annotations_of(obj) or any(generated)
+    return marked and all(generated)
+
+
+def _openshift_project_rule(obj: Obj, ctx: ClusterContext) -> Verdict:
+    """W12: what OpenShift creates in every project: the builder/deployer SAs and their system:* bindings."""
+    kind, name = obj.get("kind"), ns_name(obj)[1]
+    if kind == "ServiceAccount" and name in OPENSHIFT_PROJECT_SAS and _openshift_generated_sa(obj):
+        return "W12", f"ServiceAccount {name} is created by OpenShift in every project (builds, DeploymentConfigs)"
+    role = str(get_path(obj, "roleRef.name") or "")
+    if kind == "RoleBinding" and ns_name(obj)[0] and name.startswith("system:") and role.startswith("system:"):
+        return "W12", f"RoleBinding {name} is created by OpenShift in every project; it binds {role}, which K3s lacks"
+    return None
+
+
 def _plumbing_rule(obj: Obj, ctx: ClusterContext) -> Verdict:
     kind, name = str(obj.get("kind")), ns_name(obj)[1]
     if kind in PLUMBING_KINDS:
@@ -183,7 +212,7 @@ def _platform_rule(obj: Obj, ctx: ClusterContext) -> Verdict:
 
 _CHECKS: tuple[Callable[[Obj, ClusterContext], Verdict], ...] = (
     _namespace_rule, _history_rule, _owner_rule, _endpoints_rule, _secret_rule,
-    _default_objects_rule, _plumbing_rule, _platform_rule,
+    _default_objects_rule, _openshift_project_rule, _plumbing_rule, _platform_rule,
 )
 
 

@@ -33,9 +33,12 @@ FULL = CleanOptions(
 )
 
 
+OPENSHIFT = FIXTURES.parent / "openshift"
+
+
 def export() -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []
-    for path in sorted(FIXTURES.glob("clean-*.yaml")):
+    for path in [*sorted(FIXTURES.glob("clean-*.yaml")), *sorted(OPENSHIFT.glob("*.yaml"))]:
         objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
     return objects
 
@@ -62,6 +65,7 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "W9": ("default", "Ingress/blog/legacy-blog", "drop", ""),
     "W10": ("default", "Subscription/operators/grafana-operator", "drop", ""),
     "W11": ("default", "StorageClass/_cluster/scw-bssd", "drop", ""),
+    "W12": ("default", "ServiceAccount/crane-complex-demo/builder", "drop", ""),
     "M1": ("default", "Deployment/shop/web", "remove", "metadata.uid"),
     "M2": ("default", "Deployment/shop/web", "remove", "metadata.resourceVersion"),
     "M3": ("default", "ConfigMap/shop/web-config", "remove", "metadata.selfLink"),
@@ -113,6 +117,7 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "K23": ("default", "Namespace/_cluster/shop", "remove", "spec.finalizers"),
     "K24": ("default", "Ingress/shop/web", "remove", "kubernetes.io/ingress.class"),
     "K25": ("default", "Deployment/shop/web", "remove", "spec.template.metadata.creationTimestamp"),
+    "K26": ("default", "ServiceAccount/crane-complex-demo/app-sa", "remove", "imagePullSecrets"),
     "T1": ("default", "PersistentVolumeClaim/shop/web-uploads", "rewrite", "spec.storageClassName"),
     "T2": ("default", "PersistentVolumeClaim/shop/web-uploads", "warn", "spec.accessModes"),
     "T2b": ("default", "PersistentVolume/_cluster/backups-nfs", "rewrite", "persistentVolumeReclaimPolicy"),

@@ -80,3 +80,45 @@ def test_parameters_file_that_is_not_a_mapping_is_explained(tmp_path):
     bad.write_text("- a\n- b\n")
     with pytest.raises(ParameterError, match="must be a mapping"):
         read_parameters_file(bad)
+
+
+TOKENS = {
+    "github": "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+    "gitlab": "glpat-xYz12345678901234567",
+    "slack webhook": "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX",
+    "scaleway access key": "SCWABCDEFGHJKMNPQRST",
+    "scaleway secret key": "6c9a3c1e-5f4b-4b8e-9d2a-1f0e7a3b2c4d",
+}
+
+
+@pytest.mark.parametrize("shape", sorted(TOKENS))
+def test_token_shaped_values_are_refused_in_values_and_in_mapping_keys(shape):
+    token = TOKENS[shape]
+    for params, what in (({"domain": f"x{token}" if shape == "slack webhook" else token}, "the value"),
+                         ({"registry_rewrites": {f"{token}@registry.example.com/": "rg.fr-par.scw.cloud/ns/"}},
+                          "a key"),
+                         ({"registry_rewrites": {"docker.io/": f"https://{token}@gitlab.example.com/"}}, "the value")):
+        with pytest.raises(ParameterError) as err:
+            check_parameters(params)
+        text = str(err.value)
+        assert text.startswith(f"{what} of parameter {next(iter(params))!r} looks like a secret"), text
+        assert token not in text
+
+
+def test_ordinary_registry_rewrites_pass():
+    check_parameters({"registry_rewrites": {"docker.io/library/": "rg.fr-par.scw.cloud/shop/",
+                                            "registry.gitlab.com/acme/": "rg.fr-par.scw.cloud/acme/"}})
+
+
+def test_a_non_utf8_parameters_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_bytes(b"environment: caf\xe9\n")
+    with pytest.raises(ParameterError, match=r"parameters file .*p.yaml is not UTF-8: byte 0xe9 .*\(line 1\)"):
+        read_parameters_file(path)
+
+
+def test_duplicate_parameters_are_refused_with_the_line(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("environment: prod\napply: false\napply: true\n")
+    with pytest.raises(ParameterError, match=r"p.yaml: line 3, column 1: duplicate key 'apply' \(first at line 2\)"):
+        read_parameters_file(path)

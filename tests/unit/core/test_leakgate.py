@@ -180,8 +180,10 @@ def test_quarantine_moves_the_run_aside_and_explains_without_values(tmp_path: Pa
     moved = quarantine(run, report=report)
     assert moved == run.with_name("20240502T100000Z-demo.quarantined") and not run.exists()
     note = (moved / "QUARANTINED.txt").read_text()
-    assert "50.ipynb: raw, fingerprint" in note and "secret apps/db key password" in note
-    assert no_trace_of(VALUE, note)
+    assert "Files holding secret values (1):\n- 50.ipynb\n" in note
+    assert "fingerprint" not in note and no_trace_of(VALUE, note)
+    assert moved.stat().st_mode & 0o777 == 0o700
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in moved.iterdir())
     run.mkdir()
     assert quarantine(run).name == "20240502T100000Z-demo.quarantined-2"
 

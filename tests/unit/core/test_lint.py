@@ -205,3 +205,22 @@ def test_cleaner_warnings_without_a_dedicated_check_are_surfaced(risks: list[Ris
         "ServiceMonitor/shop/web",
     }
     assert find(risks, "cleaning-t6", "Ingress/blog/docs")
+
+
+def test_an_openshift_route_is_kept_with_a_warning_and_its_equivalent_ingress() -> None:
+    from k3smig_lib.core.clean.routes import route_to_ingress
+
+    folder = Path(__file__).resolve().parents[2] / "fixtures" / "openshift"
+    route = yaml.safe_load((folder / "route1-openshift4-raw.yaml").read_text())
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "console", "namespace": "openshift-console"},
+               "spec": {"ports": [{"name": "https", "port": 443, "targetPort": 8443}]}}
+    risks = [r for r in lint([route, service]) if r.id == "openshift-route"]
+    assert [(r.severity, r.ref_id) for r in risks] == [("warning", "Route/openshift-console/console")]
+    assert "equivalent Ingress" in risks[0].fix
+    ingress, notes = route_to_ingress(route, services=[service])
+    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"] == {
+        "service": {"name": "console", "port": {"number": 443}}}
+    assert ingress["metadata"]["annotations"] == {"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS"}
+    assert ingress["spec"]["tls"] == [{"hosts": ["console-openshift-console.apps-crc.testing"],
+                                       "secretName": "console-tls"}]
+    assert notes and "console-tls" in notes[0]

@@ -20,7 +20,7 @@ import pytest
 
 from k3smig_lib.core import tarsafe
 from k3smig_lib.core.tarsafe import prescan, safe_extract
-from k3smig_lib.errors import DataMismatchError, TargetError, UnsafeArchiveError
+from k3smig_lib.errors import DataMismatchError, LimitError, ParameterError, TargetError, UnsafeArchiveError
 
 Member = tuple[tarfile.TarInfo, bytes | None]
 
@@ -299,3 +299,49 @@ def test_prescan_accepts_relative_links_that_stay_inside(box: dict[str, Path]) -
     ])
     names = [m.name for m in prescan(archive)]
     assert names == [".", "conf", "conf/app.yml", "current", "conf/self", "dangling"]
+
+
+def test_a_sparse_ten_gib_file_in_a_one_gib_claim_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """A real GNU tar --sparse archive: a few KiB on disk, 10 GiB apparent; refused from its headers."""
+    import subprocess
+
+    src = tmp_path / "src"
+    src.mkdir()
+    with (src / "disk.img").open("wb") as fh:
+        fh.seek(10 * 2**30 - 1)
+        fh.write(b"\0")
+    (src / "notes.txt").write_text("small\n")
+    archive = tmp_path / "vol.tar"
+    subprocess.run(["tar", "--sparse", "-cf", str(archive), "-C", str(src), "notes.txt", "disk.img"], check=True)
+    assert archive.stat().st_size < 2**20
+    limit = tarsafe.volume_limit_bytes("1Gi", 0.1)
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(LimitError) as err:
+        safe_extract(archive, work / "vol", max_bytes=limit)
+    text = str(err.value)
+    assert f"limit of {limit} bytes (1.1 GiB)" in text and "'disk.img' of 10737418240 bytes" in text
+    assert "sparse" in text and "volume_size_margin" in text
+    assert list(work.iterdir()) == []  # no destination, no staging folder
+    assert len(prescan(archive)) == 2  # without a limit the archive itself is fine
+
+
+def test_the_size_limit_stops_at_the_first_member_past_it(tmp_path: Path) -> None:
+    """The archive is cut after the second member: only an early stop sees no truncation."""
+    whole = _write(tmp_path / "whole.tar", [_m("a", data=b"x" * 600), _m("b", data=b"y" * 600),
+                                            _m("c", data=b"z" * 600)])
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(whole.read_bytes()[: 2 * (512 + 1024)])  # headers and data of a and b only
+    with pytest.raises(DataMismatchError):
+        prescan(cut)
+    with pytest.raises(LimitError, match=r"member 'b' of 600 bytes brings it to 1200 bytes"):
+        prescan(cut, max_bytes=1000)
+
+
+def test_volume_limits_are_derived_from_the_claim_with_the_margin() -> None:
+    assert tarsafe.volume_limit_bytes("2Gi", 0.0) == 2 * 2**30
+    assert tarsafe.volume_limit_bytes("", 0.5) is None
+    with pytest.raises(ParameterError):
+        tarsafe.volume_limit_bytes("1Gi", -0.1)
+    with pytest.raises(ParameterError):
+        tarsafe.volume_limit_bytes("lots", 0.1)

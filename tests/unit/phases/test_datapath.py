@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from k3smig_lib.backends.base import VolumeRef
-from k3smig_lib.backends.directory_volumes import FolderVolume, remove_stale_staging
+from k3smig_lib.backends.directory_volumes import FolderVolume, leftovers_of_killed_runs, remove_stale_staging
 from k3smig_lib.backends.live_volumes import Exec
 from k3smig_lib.backends.snapshot import ArchiveVolume
 from k3smig_lib.core.manifest import Manifest, manifest_from_dir
 from k3smig_lib.core.ownership import plan_ownership
-from k3smig_lib.errors import DataMismatchError
+from k3smig_lib.errors import DataMismatchError, LimitError
 from k3smig_lib.k8s.exec import ExecResult
 from k3smig_lib.phases._datapath import DIRTY, PROVEN, copy_pass, prove
 
@@ -228,3 +228,37 @@ def test_fetch_copies_only_regular_files_inside_the_volume(pair, tmp_path):
     got = src.fetch(["db/data.sqlite3", "link-out", "missing"], out)
     assert got == ["db/data.sqlite3"]
     assert (out / "db" / "data.sqlite3").read_bytes().startswith(b"SQLite format 3")
+
+
+def test_a_stream_larger_than_its_manifest_is_stopped_before_the_target_fills(pair):
+    src, dst = pair
+    m = src.manifest()
+    (src.folder / "grown").write_bytes(os.urandom(24 << 20))  # written after the manifest was read
+    with pytest.raises(LimitError, match="grew past"):
+        copy_pass(src, dst, manifest_plan(m), name="copy", source=m)
+    assert dst.state() == DIRTY
+
+
+def test_leftovers_of_a_killed_run_are_removed_but_never_a_user_file_inside_a_volume(tmp_path):
+    root = tmp_path / "target"
+    user_file = root / "volumes" / "ns" / "claim" / "data" / ".k3smig-tmp-999999-x"
+    user_file.parent.mkdir(parents=True)
+    user_file.write_text("a user's file that merely looks like ours")
+    ours = root / "manifests" / ".k3smig-tmp-999999-y"
+    ours.parent.mkdir(parents=True)
+    ours.write_text("partial")
+    staging = root / "volumes" / "ns" / ".k3smig-staging-999999-abc"
+    staging.mkdir()
+    removed = leftovers_of_killed_runs(root)
+    assert sorted(p.name for p in removed) == [".k3smig-staging-999999-abc", ".k3smig-tmp-999999-y"]
+    assert user_file.exists()
+
+
+def test_an_archive_past_the_claim_size_and_its_margin_is_refused_before_anything_is_written(tmp_path):
+    vol = VolumeRef("vaultwarden", "vaultwarden-data", size="64Ki")
+    src = ArchiveVolume(vol, EXAMPLE / "vaultwarden" / "vaultwarden-data.tar.gz")
+    dst = FolderVolume(tmp_path / "target", vol, margin=0.1)
+    m = src.manifest()
+    with pytest.raises(LimitError):
+        copy_pass(src, dst, manifest_plan(m), name="copy", source=m)
+    assert not dst.folder.exists()

@@ -1,0 +1,36 @@
+"""Session-wide test set-up: a private config folder, and the real kubectl to build written trees.
+
+The demo's age identity lives in ``$XDG_CONFIG_HOME/k3smig/age/<environment>.txt``; tests get a
+private config folder for the whole session, set when this file is loaded, before any kernel is
+started, so kernels inherit it and the developer's own config folder is never touched.
+"""
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from k3smig_lib.sandbox.binaries import default_bin_dir
+
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="k3smig-test-config-")
+
+
+@pytest.fixture(scope="session")
+def kustomize():
+    """``kustomize(tree)``: build ``tree/manifests`` with the real kubectl and return the rendered YAML.
+
+    kubectl is built from Go modules by tools/build-sandbox.sh; when it is missing the test fails and says so.
+    """
+    kubectl = default_bin_dir() / "kubectl"
+    if not kubectl.is_file():
+        pytest.fail(f"{kubectl} is missing: build it with `SANDBOX_GROUPS=kubectl bash tools/build-sandbox.sh`")
+
+    def build(tree: Path) -> str:
+        proc = subprocess.run([str(kubectl), "kustomize", str(tree / "manifests")], capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert proc.returncode == 0, f"kubectl kustomize {tree / 'manifests'} failed:\n{proc.stderr[-3000:]}"
+        return proc.stdout
+
+    return build
