@@ -60,7 +60,7 @@ def remove_stale_staging(parent: Path) -> list[str]:
     if parent.is_dir():
         for child in parent.iterdir():
             pid = leftover_pid(child.name)
-            if child.name.startswith(STAGING_PREFIX) and child.is_dir() and not child.is_symlink() and \
+            if STAGING_PREFIX in child.name and child.is_dir() and not child.is_symlink() and \
                     (pid is None or not pid_alive(pid)):
                 shutil.rmtree(child, ignore_errors=True)
                 removed.append(child.name)

@@ -330,6 +330,8 @@ class Data(PhaseRun):
             return pd.DataFrame([{"first pass": "dry run: nothing copied"}])
         if self.errors:
             return pd.DataFrame([{"first pass": "not run: the checks above failed"}])
+        if not self._targets_ours():
+            return pd.DataFrame([{"first pass": "not run: a target volume holds data k3smig did not write"}])
         rows = []
         for v in progress(self.volumes, desc="first pass"):
             rec = copy_pass(self._source(v), self._target(v), self._plan(v), name="pass 1 (application running)",
@@ -399,6 +401,8 @@ class Data(PhaseRun):
                                  for v in self.volumes])
         if self.errors:
             return pd.DataFrame([{"result": "not run: the checks above failed"}])
+        if not self._targets_ours():
+            return pd.DataFrame([{"result": "not run: a target volume holds data k3smig did not write"}])
         rows = []
         sent = 0
         name = "final pass" if self.passes else "copy"
@@ -411,6 +415,27 @@ class Data(PhaseRun):
             sent += rec.bytes_sent
         self.summary["bytes sent"] = sent
         return self.save_table("transfer", pd.DataFrame(rows))
+
+    def _targets_ours(self) -> bool:
+        """Refuse to overwrite a target volume that holds data no k3smig run recorded (case 18), unless asked.
+
+        A volume k3smig wrote carries its state (``dirty`` after a cut stream, ``proven:…`` after a
+        proof); an empty one is fair game. Anything else — a marker planted by hand, an earlier
+        deployment's data — is replaced only under ``existing: update``, and the report says so.
+        """
+        for v in self.volumes:
+            dst = self._target(v)
+            current = dst.manifest()
+            if current is None or set(current.entries) <= {"."} or dst.state():
+                continue
+            if self.cfg.existing == "update":
+                self.warnings.append(f"{v.id}: the target volume held {len(current.entries) - 1} entries k3smig did "
+                                     "not write; existing=update replaces them")
+                continue
+            self.errors.append(f"{v.id}: the target volume holds other data ({len(current.entries) - 1} entries k3smig "
+                               "did not write): stale target; remove that data (or set existing: update to replace "
+                               "it), then re-run")
+        return not self.errors
 
     def verify(self) -> pd.DataFrame:
         """Re-read every target volume from its disk and compare it entry by entry with the source."""

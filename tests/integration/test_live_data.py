@@ -27,7 +27,7 @@ from k3smig_lib.core.manifest import manifest_from_dir
 from k3smig_lib.core.ownership import plan_ownership
 from k3smig_lib.errors import K3sMigError
 from k3smig_lib.k8s.client import ClusterRef, Kube
-from k3smig_lib.k8s.volhelper import remaining
+from k3smig_lib.k8s.volhelper import Helper, HelperSpec, remaining
 from k3smig_lib.phases._datapath import DIRTY, PROVEN, copy_pass, prove
 from k3smig_lib.phases.data import capacity_problem
 from k3smig_lib.sandbox import SandboxStatus
@@ -260,4 +260,18 @@ def test_a_pod_security_restricted_namespace_names_the_label_to_change(case):
     with pytest.raises(K3sMigError, match="pod-security.kubernetes.io/enforce"):
         with case.source.volume(case.volume):
             pass
+    assert remaining(case.kube_source) == []
+
+
+def test_helpers_left_by_a_crashed_run_are_swept_and_the_current_runs_are_kept(case):
+    crashed = Helper(case.kube_source, HelperSpec(case.ns, "data", "source", "an-earlier-crashed-run"))
+    crashed.create()
+    mine = Helper(case.kube_source, HelperSpec(case.ns, "data", "source", RUN))
+    mine.create()
+    try:
+        gone = case.source.sweep_helpers(keep_run=RUN)
+        assert gone == [f"{case.ns}/{crashed.name}"]
+        assert remaining(case.kube_source) == [f"{case.ns}/{mine.name}"]
+    finally:
+        mine.delete()
     assert remaining(case.kube_source) == []

@@ -95,7 +95,7 @@ def test_the_second_run_changes_nothing(second_run):
     secrets = result(second_run.run_dir, "50_migrate_secrets")["summary"]
     assert secrets["secrets written"] == 0
     transfer = (second_run.run_dir / "artifacts" / "70_migrate_data" / "transfer.csv").read_text()
-    assert "restored" not in transfer and transfer.count("unchanged") >= 5
+    assert "whole volume" not in transfer and transfer.count("nothing sent") >= 5
 
 
 @pytest.mark.parametrize("phase", ["30_inventory_source", "40_export_manifests"])
