@@ -2,6 +2,10 @@
 
 Missing binaries are built first (tools/build-sandbox.sh; minutes when cold, seconds when warm). A
 build or start-up failure fails the tests: nothing here skips.
+
+Cluster code is tested against these real API servers, never a fake one: ``through_proxy`` puts the
+fault proxy in front of one of them for transient faults, ``fake_time`` lets a test assert the waits
+the transport chose without waiting, ``narrow_target`` is a real ServiceAccount for real 403 answers.
 """
 
 from __future__ import annotations
@@ -9,15 +13,23 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes.stream import stream
 
+from k3smig_lib.k8s.client import ClusterRef, Kube
 from k3smig_lib.sandbox import SandboxStatus, SeedReport, down, ensure_binaries, seed_source, up
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/integration is not a package
+from faultproxy import FaultProxy  # noqa: E402
+from realapi import FakeTime, Narrow, Proxied  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 #: The snapshot seeded into the source; K3SMIG_SANDBOX_SNAPSHOT points elsewhere (another export).
@@ -121,3 +133,77 @@ def exec_bytes(
         return bytes(out), bytes(err), exit_code(ws.read_channel(3))
     finally:
         ws.close()
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+def through_proxy(sandbox: SandboxStatus, tmp_path: Path) -> Iterator[Callable[[str], Proxied]]:
+    """``through_proxy(side)``: a fault proxy in front of that cluster's real API server, stopped afterwards."""
+    started: list[FaultProxy] = []
+
+    def start(side: str = "target") -> Proxied:
+        context = sandbox.contexts[side]
+        proxy = FaultProxy.for_context(sandbox.kubeconfig, context, lifetime=300).start()
+        started.append(proxy)
+        kubeconfig = proxy.write_kubeconfig(sandbox.kubeconfig, context, tmp_path / f"proxy-{len(started)}.kubeconfig")
+        return Proxied(proxy, ClusterRef(str(kubeconfig), context, side))
+
+    yield start
+    for proxy in started:
+        proxy.stop()
+
+
+@pytest.fixture
+def target_ref(sandbox: SandboxStatus) -> ClusterRef:
+    """The target cluster, straight (no proxy)."""
+    return ClusterRef(str(sandbox.kubeconfig), sandbox.contexts["target"], "target")
+
+
+def _delete_namespace(kube: Kube, name: str) -> None:
+    kube.request("DELETE", f"/api/v1/namespaces/{name}", counter="writes", accept=(404,))
+
+
+@pytest.fixture
+def target_ns(target_ref: ClusterRef) -> Iterator[str]:
+    """A fresh namespace on the target, deleted afterwards."""
+    kube = Kube.of(target_ref)
+    name = f"k3smig-real-{uuid.uuid4().hex[:6]}"
+    kube.request("POST", "/api/v1/namespaces", counter="writes", body={"metadata": {"name": name}})
+    yield name
+    _delete_namespace(kube, name)
+
+
+@pytest.fixture
+def narrow_target(sandbox: SandboxStatus, target_ref: ClusterRef, tmp_path: Path) -> Iterator[Narrow]:
+    """A narrow identity on the target (a real ServiceAccount token, a real Role): for real 403 answers."""
+    admin = Kube.of(target_ref)
+    ns = f"k3smig-narrow-{uuid.uuid4().hex[:6]}"
+    admin.request("POST", "/api/v1/namespaces", counter="writes", body={"metadata": {"name": ns}})
+    try:
+        admin.request("POST", f"/api/v1/namespaces/{ns}/serviceaccounts", counter="writes",
+                      body={"metadata": {"name": "narrow"}})
+        rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}"
+        admin.request("POST", f"{rbac}/roles", counter="writes", body={
+            "metadata": {"name": "pod-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]})
+        admin.request("POST", f"{rbac}/rolebindings", counter="writes", body={
+            "metadata": {"name": "narrow-pod-reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "narrow", "namespace": ns}]})
+        token = admin.json("POST", f"/api/v1/namespaces/{ns}/serviceaccounts/narrow/token", counter="writes",
+                           body={"spec": {"expirationSeconds": 600}})["status"]["token"]
+        cfg = yaml.safe_load(sandbox.kubeconfig.read_text())
+        context = next(c for c in cfg["contexts"] if c["name"] == target_ref.context)
+        cfg["users"] = [{"name": "narrow", "user": {"token": token}}]
+        cfg["contexts"] = [{"name": target_ref.context, "context": {"cluster": context["context"]["cluster"],
+                                                                    "user": "narrow"}}]
+        path = tmp_path / "narrow.kubeconfig"
+        path.touch(mode=0o600)
+        path.write_text(yaml.safe_dump(cfg))
+        yield Narrow(ClusterRef(str(path), target_ref.context, "target"), ns)
+    finally:
+        _delete_namespace(admin, ns)

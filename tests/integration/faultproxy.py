@@ -4,7 +4,9 @@ Clients talk plain HTTP to ``http://127.0.0.1:<port>`` (a kubeconfig written by
 :meth:`FaultProxy.write_kubeconfig`, same bearer token as the sandbox's); the proxy forwards each
 request over HTTPS to the real API server, verifying it against the sandbox CA. Because the proxy
 terminates HTTP, it can answer a request itself: a status (429 with ``Retry-After``, 503, 410 Gone
-on a ``continue=`` page) or a TCP reset (before the response, or halfway through the body).
+on a ``continue=`` page) or a TCP reset (before the response, or halfway through the body). A
+fault can also run a hook just before its action (``before``): a rival's real write landing between
+two requests of the client, so a race is played against the real API server at an exact moment.
 
 Faults follow a schedule: each :class:`Fault` matches requests by method, path and query substring,
 lets ``skip`` matches through, then fires ``times`` times (``-1``: until stopped). Every request is
@@ -24,6 +26,7 @@ import struct
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,9 +35,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
-Action = Literal["status", "reset", "reset_mid_body", "cut_stream"]
+Action = Literal["status", "reset", "reset_mid_body", "cut_stream", "pass"]
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
-_REASONS = {410: "Expired", 429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable"}
+_REASONS = {409: "Conflict", 410: "Expired", 429: "TooManyRequests", 500: "InternalError",
+            503: "ServiceUnavailable"}
 
 
 @dataclass
@@ -43,7 +47,8 @@ class Fault:
 
     Attributes:
         action: ``status`` (answer ``status`` itself), ``reset`` (TCP RST instead of a response),
-            ``reset_mid_body`` (forward, send half of the body, then RST).
+            ``reset_mid_body`` (forward, send half of the body, then RST), ``cut_stream`` (relay
+            a websocket for ``after`` bytes, then RST), ``pass`` (forward untouched: for ``before``).
         status: HTTP status for ``status``.
         retry_after: seconds for the ``Retry-After`` header (``status`` only), or None.
         times: matching requests that get the fault; -1 = all of them.
@@ -51,7 +56,10 @@ class Fault:
         method: match this method only (``""``: any).
         path: match paths containing this (``""``: any).
         query: match query strings containing this (``continue=``).
+        not_query: and not containing this, when set (``dryRun=``: real writes only).
         after: ``cut_stream``: bytes relayed to the client before the cut.
+        before: run when the fault fires, before its action and before the request is forwarded
+            (a rival's write against the real server); it runs in the proxy's handler thread.
     """
 
     action: Action = "status"
@@ -63,11 +71,14 @@ class Fault:
     path: str = ""
     query: str = ""
     after: int = 0
+    not_query: str = ""
+    before: Callable[[], None] | None = None
     fired: int = 0
 
     def matches(self, method: str, path: str, query: str) -> bool:
         """True when the request is one this fault is about."""
-        return ((not self.method or self.method == method) and self.path in path and self.query in query)
+        return ((not self.method or self.method == method) and self.path in path and self.query in query
+                and not (self.not_query and self.not_query in query))
 
     def take(self) -> bool:
         """Consume one matching request; True when this one gets the fault."""
@@ -89,7 +100,7 @@ class Seen:
     path: str
     query: str
     status: int  # answered or forwarded status; 0 for a reset
-    fault: str  # "" when forwarded untouched
+    fault: str  # "" when forwarded untouched; "pass" when forwarded after a ``before`` hook
 
 
 @dataclass
@@ -122,12 +133,14 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         if self.headers.get("Upgrade", "").lower() == "websocket":
             fault = self.server.proxy.pick(self.command, parts.path, parts.query)
-            self.server.proxy.record(self.command, parts.path, parts.query, 101,
-                                     "cut_stream" if fault is not None else "")
+            self.server.proxy.run_before(fault)
+            label = "" if fault is None else "pass" if fault.action == "pass" else "cut_stream"
+            self.server.proxy.record(self.command, parts.path, parts.query, 101, label)
             self._tunnel(fault.after if fault is not None and fault.action == "cut_stream" else -1)
             return
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         fault = self.server.proxy.pick(self.command, parts.path, parts.query)
+        self.server.proxy.run_before(fault)
         if fault is not None and fault.action == "reset":
             self.server.proxy.record(self.command, parts.path, parts.query, 0, "reset")
             self._reset()
@@ -137,9 +150,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(fault)
             return
         status, headers, payload = self._forward(body)
-        label = "reset_mid_body" if fault is not None else ""
-        self.server.proxy.record(self.command, parts.path, parts.query, 0 if label else status, label)
-        self._relay(status, headers, payload, cut=fault is not None)
+        cut = fault is not None and fault.action != "pass"
+        label = "" if fault is None else "pass" if not cut else "reset_mid_body"
+        self.server.proxy.record(self.command, parts.path, parts.query, 0 if cut else status, label)
+        self._relay(status, headers, payload, cut=cut)
 
     def _forward(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         up = self.server.proxy.upstream
@@ -265,12 +279,14 @@ class FaultProxy:
         faults: the schedule, consulted in order; the first fault that fires wins.
         lifetime: seconds after which the proxy stops by itself.
         seen: every request, in arrival order.
+        hook_errors: what ``before`` hooks raised (the request then gets no answer); tests assert it empty.
     """
 
     upstream: _Upstream
     faults: list[Fault] = field(default_factory=list)
     lifetime: float = 300.0
     seen: list[Seen] = field(default_factory=list)
+    hook_errors: list[BaseException] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop_lock: threading.Lock = field(default_factory=threading.Lock)
     _server: _Server | None = None
@@ -343,6 +359,17 @@ class FaultProxy:
                 if fault.matches(method, path, query) and fault.take():
                     return fault
         return None
+
+    def run_before(self, fault: Fault | None) -> None:
+        """Run the ``before`` hook of a fault that fired; what it raises is kept in :attr:`hook_errors`."""
+        if fault is None or fault.before is None:
+            return
+        try:
+            fault.before()
+        except Exception as e:
+            with self._lock:
+                self.hook_errors.append(e)
+            raise
 
     def record(self, method: str, path: str, query: str, status: int, fault: str) -> None:
         """Log one request."""

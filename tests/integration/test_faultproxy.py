@@ -81,6 +81,28 @@ def test_a_mid_body_reset_truncates_the_real_response(sandbox: SandboxStatus, pr
     assert [s.fault for s in proxy.seen] == ["reset_mid_body"]
 
 
+def test_a_fault_can_spare_the_requests_whose_query_names_something(sandbox: SandboxStatus, proxy: FaultProxy) -> None:
+    proxy.set_faults(Fault("status", 503, times=-1, query="limit=", not_query="labelSelector="))
+    token = _token(sandbox)
+    assert _get(proxy, "/api/v1/namespaces?limit=1", token)[0] == 503
+    assert _get(proxy, "/api/v1/namespaces?limit=1&labelSelector=a%3Db", token)[0] == 200
+
+
+def test_a_pass_fault_runs_its_hook_just_before_the_request_is_forwarded(
+    sandbox: SandboxStatus, proxy: FaultProxy
+) -> None:
+    token = _token(sandbox)
+    seen_by_hook: list[int] = []
+    proxy.set_faults(Fault("pass", path="/api/v1/namespaces/kube-system", before=lambda: seen_by_hook.append(
+        _get(proxy, "/version", token)[0])))
+    status, _, body = _get(proxy, "/api/v1/namespaces/kube-system", token)
+    assert status == 200 and json.loads(body)["metadata"]["name"] == "kube-system"
+    assert seen_by_hook == [200]  # the hook's own request went through first, the hooked one after it
+    assert [(s.path, s.status, s.fault) for s in proxy.seen] == [("/version", 200, ""),
+                                                                 ("/api/v1/namespaces/kube-system", 200, "pass")]
+    assert proxy.hook_errors == []
+
+
 def test_the_proxy_stops_by_itself_after_its_lifetime(sandbox: SandboxStatus) -> None:
     short = FaultProxy.for_context(sandbox.kubeconfig, sandbox.contexts["source"], lifetime=1.0).start()
     port = int(short.url.rsplit(":", 1)[1])
