@@ -106,7 +106,12 @@ class _ExecReader:
         self.name = ex.what
 
     def read(self, size: int = -1, /) -> bytes:
-        return self.ex.read_some() if size < 0 else self.ex.read(size)
+        data = self.ex.read_some() if size < 0 else self.ex.read(size)
+        broken = getattr(self.ex, "broken", "")
+        if not data and broken:  # a dropped connection is not an end of stream: say what broke
+            raise DataMismatchError(f"{self.name}: the stream broke after {self.ex.stdout_bytes} bytes ({broken})",
+                                    fix="re-run the data phase; the volume stays marked dirty and is copied again")
+        return data
 
 
 class _ExecWriter:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -148,6 +147,7 @@ class PodExec:
         self._stderr = bytearray()
         self._status = b""
         self._open = True
+        self.broken = ""  # why the stream ended without a close frame ("" when it closed normally)
         self.stdout_bytes = 0
         self.stdin_bytes = 0
         kwargs: dict[str, Any] = {"command": list(command), "stdin": True, "stdout": True, "stderr": True,
@@ -189,13 +189,10 @@ class PodExec:
         except (TimeoutError, socket.timeout) as e:
             raise ExecError(f"{self.what}: no data for {self.idle_timeout:g}s; the stream is treated as dead",
                             fix="check the helper pod and the network, then re-run (the volume is re-copied)") from e
-        except (OSError, ssl.SSLError, ValueError) as e:
+        except Exception as e:  # OSError, SSLError, websocket-client's own (closed connection, bad frame)
             self._open = False
-            logger.info("%s: stream ended by %s", self.what, type(e).__name__)
-            return False
-        except Exception as e:  # websocket-client's own exceptions (closed connection, bad frame)
-            self._open = False
-            logger.info("%s: stream ended by %s", self.what, type(e).__name__)
+            self.broken = f"{type(e).__name__}: {str(e)[:120]}".rstrip(": ")
+            logger.warning("%s: stream broken by %s after %d bytes", self.what, self.broken, self.stdout_bytes)
             return False
         if opcode == _OPCODE_CLOSE:
             self._open = False
