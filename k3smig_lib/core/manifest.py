@@ -43,7 +43,7 @@ _CHUNK = 1 << 20
 _FORMAT = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One path of a volume.
 
