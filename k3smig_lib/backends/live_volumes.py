@@ -100,19 +100,40 @@ Starter = Callable[[str], Exec]
 
 
 class _ExecReader:
-    """A source stream: stdout of ``tar -c`` in the helper, checked when it ends."""
+    """A source stream: stdout of ``tar -c`` in the helper, checked the moment it ends.
 
-    def __init__(self, ex: Exec) -> None:
-        self.ex = ex
+    The end is checked here, at the first empty read, rather than after the consumer is done: a
+    consumer that parses the archive fails on a short one with "unexpected end of data", which says
+    nothing about why. Checking first names the cause — the broken connection, tar's exit code and
+    error, or a byte count short of what tar wrote.
+    """
+
+    def __init__(self, ex: Exec, where: str, allow: frozenset[int]) -> None:
+        self.ex, self.where, self.allow = ex, where, allow
         self.name = ex.what
+        self.result: ExecResult | None = None
 
     def read(self, size: int = -1, /) -> bytes:
         data = self.ex.read_some() if size < 0 else self.ex.read(size)
+        if not data and self.result is None:
+            self.result = self.ended()
+        return data
+
+    def ended(self) -> ExecResult:
+        """How ``tar -c`` ended, checked: raises unless it ended well and every byte it wrote arrived."""
         broken = getattr(self.ex, "broken", "")
-        if not data and broken:  # a dropped connection is not an end of stream: say what broke
+        if broken:  # a dropped connection is not an end of stream: say what broke
             raise DataMismatchError(f"{self.name}: the stream broke after {self.ex.stdout_bytes} bytes ({broken})",
                                     fix="re-run the data phase; the volume stays marked dirty and is copied again")
-        return data
+        left = self.ex.read_all()
+        result = self.ex.finish()
+        _check(result, f"{self.where}: tar -c", allow=self.allow)
+        written = parse_totals(result.stderr, "written")
+        if left or (written is not None and written != self.ex.stdout_bytes):
+            raise DataMismatchError(f"{self.where}: tar wrote {written} bytes, {self.ex.stdout_bytes} arrived"
+                                    + (f" ({len(left)} unread)" if left else ""),
+                                    fix="re-run the data phase; the stream was cut")
+        return result
 
 
 class _ExecWriter:
@@ -232,15 +253,10 @@ class ScriptVolume:
         try:
             if listing:
                 ex.write(listing)
-            yield _ExecReader(ex)  # type: ignore[misc]
-            left = ex.read_all()
-            result = ex.finish()
-            _check(result, f"{self.where}: tar -c", allow=frozenset({1}) if allow_changes else frozenset())
-            written = parse_totals(result.stderr, "written")
-            if left or (written is not None and written != ex.stdout_bytes):
-                raise DataMismatchError(f"{self.where}: tar wrote {written} bytes, {ex.stdout_bytes} arrived"
-                                        + (f" ({len(left)} unread)" if left else ""),
-                                        fix="re-run the data phase; the stream was cut")
+            reader = _ExecReader(ex, self.where, frozenset({1}) if allow_changes else frozenset())
+            yield reader  # type: ignore[misc]
+            if reader.result is None:  # the consumer stopped before the end: read it and check
+                reader.ended()
         finally:
             ex.close()
 
