@@ -257,10 +257,14 @@ def canonical_hardlinks(entries: dict[str, Entry], groups: list[list[str]]) -> N
 
 
 def _hash_member(stream: TarStream, member: tarfile.TarInfo) -> tuple[str, int]:
-    reader = stream.tar.extractfile(member)
     h = hashlib.sha256()
     size = 0
-    if reader is not None:
+    direct = stream.member_data(member)
+    if direct is not None:  # the data follows the header(s) just read: hash it as it passes
+        for chunk in direct:
+            h.update(chunk)
+            size += len(chunk)
+    elif (reader := stream.tar.extractfile(member)) is not None:  # sparse or compressed: tarfile's reader
         while chunk := reader.read(_CHUNK):
             h.update(chunk)
             size += len(chunk)
