@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,7 +30,8 @@ class LocalExec:
         self.what = f"local {folder.name}"
         self.proc = subprocess.Popen(["sh", "-c", script], cwd=folder, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env={**os.environ, "VOLUME_DIR": str(folder), "LC_ALL": "C"})
+                                     env={**os.environ, "VOLUME_DIR": str(folder), "LC_ALL": "C"},
+                                     start_new_session=True)  # close() stops tar too, not just its shell
         self._err = bytearray()
         self._thread = threading.Thread(target=self._drain, daemon=True)
         self._thread.start()
@@ -82,9 +85,22 @@ class LocalExec:
         return result_of(bytes(self._err), status, self.stdout_bytes, self.stdin_bytes)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        """Stop the script and everything it started, as deleting a helper pod does.
+
+        Killing only ``sh`` would leave its ``tar -x`` running as an orphan, still writing (GNU tar
+        turns its delayed-symlink placeholders into links as it exits) while the test reads the folder.
+        """
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        for _ in range(1000):  # the group's last processes die asynchronously; bounded wait
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.01)
         for f in (self.proc.stdin, self.proc.stdout):
             if f is not None and not f.closed:
                 try:
