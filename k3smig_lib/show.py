@@ -31,7 +31,8 @@ def figure(fig: Figure) -> Image:
     """Render a matplotlib figure to a PNG image (no pyplot state, no double display)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=96, bbox_inches="tight", metadata={"Software": None})
-    return Image(data=buf.getvalue(), format="png")
+    title = next((ax.get_title() for ax in fig.axes if ax.get_title()), "chart")
+    return Image(data=buf.getvalue(), format="png", alt=title)  # read aloud, and shown if the image cannot be
 
 
 def code(text: str, language: str = "") -> Markdown:

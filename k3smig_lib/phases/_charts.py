@@ -12,6 +12,9 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+#: Bars in one chart: the largest; the table next to the chart lists every row.
+TOP_BARS = 20
+
 
 def capacity_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
     """Requests against the VM, one bar per resource, as a share of what is available after the platform."""
@@ -32,13 +35,15 @@ def capacity_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
 
 
 def bar_figure(labels: Sequence[str], values: Sequence[float], *, title: str, xlabel: str) -> Figure:
-    """A horizontal bar per label (volume sizes, fields removed per rule), largest first."""
-    pairs = sorted(zip(labels, values, strict=True), key=lambda p: -p[1])
+    """A horizontal bar per label (volume sizes, fields removed per rule), largest first, at most ``TOP_BARS``."""
+    pairs = sorted(zip(labels, values, strict=True), key=lambda p: -p[1])[:TOP_BARS]
     fig = Figure(figsize=(7, 0.35 * max(len(pairs), 3) + 0.8))
     ax = fig.subplots()
     ax.barh([p[0] for p in pairs], [p[1] for p in pairs], color="#5b8fc9")
     for y, (_, value) in enumerate(pairs):
         ax.text(value, y, f" {value:g}", va="center", fontsize=8)
+    if len(labels) > TOP_BARS:
+        title += f" (largest {TOP_BARS} of {len(labels)})"
     ax.invert_yaxis()
     ax.tick_params(axis="y", labelsize=8)
     ax.set_xlabel(xlabel)

@@ -276,8 +276,12 @@ class Data(PhaseRun):
         """Bytes per volume as hashed on the source (sparse files at their apparent size)."""
         if not self.first:
             return pd.DataFrame([{"chart": "NOT RUN: no source volume was read (see the table above)"}])
-        return figure(bar_figure(list(self.first), [round(m.totals["bytes"] / 2**20, 2) for m in self.first.values()],
-                                 title="Volume sizes on the source", xlabel="MiB"))
+        sizes = [int(m.totals["bytes"]) for m in self.first.values()]
+        unit, scale = next((u, f) for u, f in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10), ("bytes", 1))
+                           if max(sizes, default=0) >= f or f == 1)
+        return figure(bar_figure(list(self.first), [round(n / scale, 1) for n in sizes],
+                                 title="Volume sizes on the source (bytes hashed, sparse files at their apparent size)",
+                                 xlabel=unit))
 
     def _manifest(self, v: VolumeRef) -> Manifest:
         if v.id not in self.first:

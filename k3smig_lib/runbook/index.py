@@ -52,7 +52,8 @@ def _phase_rows(records: list[dict[str, Any]]) -> str:
         status = r.get("report_status") or report_status(r)
         why = f" — {esc(r['not_run'])}" if r.get("not_run") else ""
         figures = "; ".join(f"{k}: {v}" for k, v in (r.get("summary") or {}).items())
-        counts = " · ".join(f"{len(r.get(k) or [])} {k}" for k in ("errors", "warnings", "degraded", "notes"))
+        counts = " · ".join(f"{len(r[k])} {k}" for k in ("errors", "warnings", "degraded", "notes") if r.get(k))
+        counts = counts or "none"
         rows.append(f"<tr><td><a href=\"{esc(r['phase'])}.html\">{esc(r['phase'])}</a> · "
                     f"<a href=\"{esc(r['phase'])}.ipynb\">notebook</a></td><td>{badge(status)}{why}</td>"
                     f"<td>{esc(r.get('started', ''))}</td><td class=\"n\">{esc(r.get('seconds', ''))}</td>"
@@ -77,8 +78,7 @@ def _signing(header: dict[str, Any]) -> str:
 def render_index(header: dict[str, Any], records: list[dict[str, Any]], verdict: str) -> str:
     """The index page, from the ledger's header and phase records only."""
     latest = {r["phase"]: r for r in records}  # a resumed phase shows its last attempt in the table
-    extra = [("status", badge(header.get("status", "")) if header.get("status") in ("Completed",) else
-              esc(header.get("status", ""))), ("finished (UTC)", esc(header.get("finished", "")))]
+    extra = [("status", esc(header.get("status", ""))), ("finished (UTC)", esc(header.get("finished", "")))]
     facts = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in sorted(header.items())
                     if k not in _SHOWN_ELSEWHERE)
     shown = header.get("parameters_shown") or {}

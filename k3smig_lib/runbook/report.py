@@ -34,7 +34,7 @@ h1{font-size:1.5rem;margin:.2rem 0 .6rem}h2{font-size:1.15rem;margin:1.4rem 0 .4
 a{color:#0b57a4}nav{font-size:.9rem}code,pre{font:12px/1.4 ui-monospace,monospace}
 pre{background:#f6f7f8;padding:.6rem;overflow-x:auto;border:1px solid #e2e4e7}
 table{border-collapse:collapse;margin:.4rem 0;font-size:.86rem}
-td,th{border:1px solid #d7dadf;padding:.25rem .5rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+td,th{border:1px solid #d7dadf;padding:.25rem .5rem;text-align:left;vertical-align:top;overflow-wrap:break-word}
 th{background:#f1f3f5;position:sticky;top:0}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .s-PASS{color:#0f6b2a;font-weight:600}.s-FAIL{color:#b00020;font-weight:700}
 .s-DEGRADED{color:#8a5300;font-weight:600}.s-NOT-RUN{color:#5b6168;font-weight:600}
