@@ -19,6 +19,11 @@ from k3smig_lib.k8s.lock import LockHeldError
 from k3smig_lib.k8s.quiesce import restore
 from k3smig_lib.k8s.volhelper import remaining
 from k3smig_lib.runbook import runner
+from k3smig_lib.runbook.record import ANCHOR_ANNOTATION, ANCHOR_NAMESPACE, anchor_name, verify_run
+from k3smig_lib.runbook.rerender import rerender
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+import invariants  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = REPO / "parameters" / "sandbox.yaml"
@@ -90,6 +95,19 @@ def test_the_five_volumes_are_proven_every_held_workload_released_and_no_helper_
         results = {row["check"]: row["result"] for row in csv.DictReader(fh)}
     assert results["vaultwarden keys, attachments, sends"] == "PASS" and results["grafana dashboards"] == "PASS"
     assert results["gitlab runner overlap"] == "PASS"  # held on the target until cutover
+
+
+def test_the_live_run_reconciles_is_signed_and_anchored_on_the_target(first, sandbox):
+    assert invariants.problems(first.run_dir) == []
+    assert verify_run(first.run_dir, against_target=True) == []
+    assert rerender(first.run_dir) == []
+    target = LiveTarget(ClusterRef(str(sandbox.kubeconfig), "k3smig-target", "target"))
+    record = target.get({"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": anchor_name(first.run_dir.name), "namespace": ANCHOR_NAMESPACE}})
+    assert record is not None and record["metadata"]["annotations"][ANCHOR_ANNOTATION] == f"sha256:{first.digest}"
+    for page in first.run_dir.glob("*.html"):
+        text = page.read_text()
+        assert "<script" not in text and "cdnjs" not in text and str(REPO) not in text, page.name
 
 
 def test_the_export_is_also_a_snapshot_folder(first, live):

@@ -38,7 +38,8 @@ def _phase_counts(run_dir: Path, ledger: dict[str, Any]) -> list[str]:
             if kind in row and row[kind] != "":
                 shown, own, recorded = int(row[kind]), len(res.get(kind) or []), len(rec.get(kind) or [])
                 if not shown == own == recorded:
-                    out.append(f"{row['phase']}: 90 shows {shown} {kind}, the phase result {own}, the ledger {recorded}")
+                    out.append(f"{row['phase']}: 90 shows {shown} {kind}, the phase result {own}, "
+                               f"the ledger {recorded}")
         if res and not row["status"].startswith(res.get("report_status", "?")):
             out.append(f"{row['phase']}: 90 shows status {row['status']!r}, the phase {res.get('report_status')!r}")
     lint = result(run_dir, "00_preflight")
