@@ -116,8 +116,12 @@ def code_version() -> str:
     try:
         commit = subprocess.run(["git", "-C", str(PACKAGE_ROOT), "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+        changed = subprocess.run(["git", "-C", str(PACKAGE_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                                 capture_output=True, text=True, timeout=10, check=False).stdout.strip()
     except OSError:
-        commit = ""
+        commit = changed = ""
+    if commit and changed:  # the report must not claim a commit whose code did not run as committed
+        commit += ", with uncommitted changes"
     return f"k3smig {version('k3smig')}" + (f" ({commit})" if commit else "")
 
 
