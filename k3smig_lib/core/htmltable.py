@@ -69,6 +69,8 @@ def _cell(value: Any, column: str, links: Mapping[str, str]) -> str:
         return "<td></td>"
     word = status_word(value, column)
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(value, float) and value.is_integer():  # a count pandas widened for a gap: 1679, not 1679.0
+        value = int(value)
     text = word if word and isinstance(value, bool) else scrub(str(value))
     shown = html.escape(text)
     if column in links and text:

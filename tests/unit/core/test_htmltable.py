@@ -12,6 +12,8 @@ def test_no_row_number_column_and_numbers_are_marked_for_right_alignment():
     assert "<th>volume</th><th>bytes</th>" in html and "<th></th>" not in html
     assert '<td>shop/db</td><td class="n">4096</td>' in html
     assert "style" not in html  # the page's one style sheet decides, not each table
+    widened = table_html(pd.DataFrame([{"key": "a", "length": 1679}, {"key": "b", "length": None}]))
+    assert '<td class="n">1679</td>' in widened and "1679.0" not in widened
 
 
 def test_statuses_are_worded_from_one_vocabulary():

@@ -14,6 +14,7 @@ def test_paths_inside_the_project_and_the_home_folder_are_shown_relative():
 
 
 def test_free_text_is_scrubbed_without_touching_lookalike_prefixes():
-    text = f"{PACKAGE_ROOT}/.cache/tools/bin/promtool check config; key {os.path.expanduser('~')}/.ssh/k; {PACKAGE_ROOT}"
+    home = os.path.expanduser("~")
+    text = f"{PACKAGE_ROOT}/.cache/tools/bin/promtool check config; key {home}/.ssh/k; {PACKAGE_ROOT}"
     assert scrub(text) == ".cache/tools/bin/promtool check config; key ~/.ssh/k; ."
     assert scrub(f"{PACKAGE_ROOT}x/file") == f"{PACKAGE_ROOT}x/file"
