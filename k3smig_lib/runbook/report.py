@@ -146,13 +146,10 @@ def _for_report(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     if cells and cells[0].cell_type == "markdown" and cells[0].source.startswith("# "):
         cells[0].source = cells[0].source.split("\n", 1)[1].lstrip() if "\n" in cells[0].source else ""
     for cell in cells:
-        kept = []
-        for out in cell.get("outputs", []):
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
             data = out.get("data") or {}
             if "application/vnd.jupyter.widget-view+json" in data:  # a live widget has no static form
                 out["data"] = {"text/plain": data.get("text/plain", "(interactive widget: open the notebook)")}
-            kept.append(out)
-        cell["outputs"] = kept if cell.cell_type == "code" else cell.get("outputs", [])
     nb.cells = cells
     return nb
 

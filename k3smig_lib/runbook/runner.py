@@ -393,6 +393,11 @@ def resume(run_dir: Path) -> RunOutcome:
         raise PhaseError(f"run {run_dir.name} already completed every phase", fix="start a new run instead")
     runner = Runner(dict(ledger["parameters"]), run_dir.resolve(), records, resumed=True)
     runner.header["created"] = ledger.get("created", runner.header["created"])
+    # the reports of the phases already run name the first attempt's code and clusters: keep them, so every
+    # page re-renders from run.json; a resume under other code is recorded beside
+    if ledger.get("code_version", runner.header["code_version"]) != runner.header["code_version"]:
+        runner.header["resumed_code_version"] = runner.header["code_version"]
+    runner.header.update({k: ledger[k] for k in ("code_version", "source", "target") if k in ledger})
     runner.header["resumed"] = now_iso()
     runner.header["phases_selected"] = ledger.get("phases_selected", list(PHASES))
     return runner.run(todo)
