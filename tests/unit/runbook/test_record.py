@@ -3,6 +3,7 @@
 import base64
 import json
 import os
+import socket
 import stat
 
 import pytest
@@ -99,20 +100,29 @@ def test_a_tampered_signature_fails(tmp_path, own_key):
     assert any("does not verify" in p for p in verify_run(run))
 
 
-@pytest.mark.parametrize("kind", ["symlink", "fifo", "folder", "linked-folder"])
-def test_added_symlinks_fifos_and_folders_fail(tmp_path, own_key, kind):
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "device", "socket", "folder", "linked-folder"])
+def test_added_symlinks_fifos_and_folders_fail(tmp_path, own_key, kind, monkeypatch):
     run, _, _ = _run(tmp_path)
     where = run / "artifacts" / "40_export_manifests"
     if kind == "symlink":
         (where / "evidence.csv").symlink_to("/etc/hostname")
     elif kind == "fifo":
         os.mkfifo(where / "pipe")
+    elif kind == "device":  # a character device like /dev/null (the tests run as root, as CI does)
+        os.mknod(where / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    elif kind == "socket":
+        monkeypatch.chdir(where)  # a socket path must be short: bind it relative
+        server = socket.socket(socket.AF_UNIX)
+        server.bind("sock")
+        server.close()
     elif kind == "folder":
         (where / "empty").mkdir()
     else:
         (run / "more").symlink_to(tmp_path, target_is_directory=True)
     problems = verify_run(run)
     expected = {"symlink": "symlink in the run folder", "fifo": "FIFO in the run folder",
+                "device": "device in the run folder: artifacts/40_export_manifests/null",
+                "socket": "socket in the run folder",
                 "folder": "folder added after the run: artifacts/40_export_manifests/empty",
                 "linked-folder": "symlink in the run folder: more"}[kind]
     assert any(expected in p for p in problems), problems
