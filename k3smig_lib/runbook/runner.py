@@ -259,7 +259,7 @@ class Runner:
             from k3smig_lib.backends.live_target import LiveTarget
 
             lock = LiveTarget(target_ref(self.cfg)).lock(self.run_dir.name)
-            self.header["run_lock"] = lock.acquire().report
+            self.header["run_lock"] = scrub(lock.acquire().report)
             return lock
         dir_lock = DirectoryLock(self.cfg.target_path(), self.run_dir.name)
         self.header["run_lock"] = scrub(dir_lock.acquire().report)
