@@ -9,7 +9,8 @@ that name evidence files (diffs, volume manifests) link to them.
 
 A frame says where its CSV and its linked files live through ``frame.attrs`` (set by
 :meth:`k3smig_lib.phases._base.PhaseRun.save_table`): ``csv`` (path relative to the run folder) and
-``links`` (column → folder relative to the run folder).
+``links`` (column → folder relative to the run folder) and ``sizes`` (columns of byte counts, shown as
+"96.2 KiB" with the exact count in the cell's tooltip; the CSV keeps the exact numbers).
 """
 
 from __future__ import annotations
@@ -64,9 +65,24 @@ def _rank(row: Mapping[str, Any], columns: list[str]) -> int:
     return min(ranks) if ranks else 3
 
 
-def _cell(value: Any, column: str, links: Mapping[str, str]) -> str:
+def human_bytes(count: int) -> str:
+    """A byte count for people: binary units, one decimal.
+
+    Examples:
+        >>> human_bytes(98530), human_bytes(2147483648), human_bytes(512)
+        ('96.2 KiB', '2.0 GiB', '512 bytes')
+    """
+    for unit, factor in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(count) >= factor:
+            return f"{count / factor:.1f} {unit}"
+    return f"{count} bytes"
+
+
+def _cell(value: Any, column: str, links: Mapping[str, str], sizes: frozenset[str] = frozenset()) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "<td></td>"
+    if column in sizes and isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer():
+        return f'<td class="n" title="{int(value)} bytes">{human_bytes(int(value))}</td>'
     word = status_word(value, column)
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
     if isinstance(value, float) and value.is_integer():  # a count pandas widened for a gap: 1679, not 1679.0
@@ -79,9 +95,9 @@ def _cell(value: Any, column: str, links: Mapping[str, str]) -> str:
     return f"<td{cls}>{shown}</td>"
 
 
-def _rows(frame: pd.DataFrame, links: Mapping[str, str]) -> str:
+def _rows(frame: pd.DataFrame, links: Mapping[str, str], sizes: frozenset[str] = frozenset()) -> str:
     cols = [str(c) for c in frame.columns]
-    body = "".join("<tr>" + "".join(_cell(v, c, links) for c, v in zip(cols, row, strict=True)) + "</tr>"
+    body = "".join("<tr>" + "".join(_cell(v, c, links, sizes) for c, v in zip(cols, row, strict=True)) + "</tr>"
                    for row in frame.itertuples(index=False, name=None))
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     return f'<table class="k3t"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
@@ -101,6 +117,7 @@ def table_html(frame: pd.DataFrame) -> str:
     attrs = dict(frame.attrs)
     frame = _plain(frame)
     links: Mapping[str, str] = attrs.get("links") or {}
+    sizes = frozenset(attrs.get("sizes") or ())
     csv = str(attrs.get("csv") or "")
     csv_link = f' · <a href="{html.escape(csv)}">CSV</a>' if csv else ""
     if frame.empty:
@@ -108,20 +125,20 @@ def table_html(frame: pd.DataFrame) -> str:
     n = len(frame)
     if n <= FOLD_ROWS:
         note = f'<p class="k3t-note">{n} row{"s" if n != 1 else ""}{csv_link}</p>' if csv else ""
-        return _rows(frame, links) + note
+        return _rows(frame, links, sizes) + note
     status_cols = [c for c in frame.columns if str(c) in STATUS_COLUMNS]
     ordered = frame
     if status_cols:
         ranks = [_rank(dict(zip(frame.columns, r, strict=True)), status_cols)
                  for r in frame.itertuples(index=False, name=None)]
         ordered = frame.iloc[sorted(range(n), key=ranks.__getitem__)]
-    head = _rows(ordered.head(HEAD_ROWS), links)
+    head = _rows(ordered.head(HEAD_ROWS), links, sizes)
     what = "worst first" if status_cols else "first rows"
     summary = f"{n} rows; {HEAD_ROWS} shown ({what})"
     if n > MAX_INLINE_ROWS:
         return f'{head}<p class="k3t-note">{summary}; every row is in the{csv_link[3:] or " CSV"}.</p>'
-    return (f'{head}<details class="k3t-all"><summary>{summary}: show all {n} rows</summary>{_rows(frame, links)}'
-            f'</details><p class="k3t-note">{n} rows{csv_link}</p>')
+    return (f'{head}<details class="k3t-all"><summary>{summary}: show all {n} rows</summary>'
+            f'{_rows(frame, links, sizes)}</details><p class="k3t-note">{n} rows{csv_link}</p>')
 
 
 def install() -> bool:

@@ -154,7 +154,8 @@ class PhaseRun:
             self.artifacts.append(name)
         return path
 
-    def save_table(self, name: str, frame: pd.DataFrame, *, links: dict[str, str] | None = None) -> pd.DataFrame:
+    def save_table(self, name: str, frame: pd.DataFrame, *, links: dict[str, str] | None = None,
+                   sizes: tuple[str, ...] = ()) -> pd.DataFrame:
         """Write ``frame`` as ``<name>.csv`` and return it for display.
 
         Args:
@@ -162,11 +163,14 @@ class PhaseRun:
             frame: the table.
             links: column → folder of this phase's artifacts its values name (diffs, manifests): the report
                 links each cell to its file.
+            sizes: columns of byte counts: the report shows them in KiB/MiB/GiB, the CSV keeps the exact count.
         """
         self._write(f"{name}.csv", frame.to_csv(index=False))
         frame.attrs["csv"] = f"artifacts/{self.phase}/{name}.csv"
         if links:
             frame.attrs["links"] = {col: f"artifacts/{self.phase}/{folder}" for col, folder in links.items()}
+        if sizes:
+            frame.attrs["sizes"] = list(sizes)
         return frame
 
     def save_json(self, name: str, data: Any) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,6 +96,19 @@ def test_the_five_volumes_are_proven_every_held_workload_released_and_no_helper_
         results = {row["check"]: row["result"] for row in csv.DictReader(fh)}
     assert results["vaultwarden keys, attachments, sends"] == "PASS" and results["grafana dashboards"] == "PASS"
     assert results["gitlab runner overlap"] == "PASS"  # held on the target until cutover
+
+
+def test_phase_70_live_report_shows_release_downtime_and_links_each_volume_to_its_checksums(first):
+    with (first.run_dir / "artifacts" / "70_migrate_data" / "released.csv").open() as fh:
+        released = list(csv.DictReader(fh))
+    assert {row["released"] for row in released} == {"PASS"}
+    downtimes = [int(row["downtime (s)"]) for row in released if row.get("downtime (s)")]
+    assert downtimes and summary(first.run_dir, "70_migrate_data")["summary"]["longest downtime (s)"] == max(downtimes)
+    page = (first.run_dir / "70_migrate_data.html").read_text()
+    links = set(re.findall(r'href="(artifacts/70_migrate_data/manifests/[^"]+)"', page))
+    assert len(links) == 10 and all((first.run_dir / link).is_file() for link in links)
+    assert 'title="' in page and " KiB</td>" in page  # byte counts for people, exact count in the tooltip
+    assert "True</td>" not in page and "False</td>" not in page  # statuses worded, never a bare boolean
 
 
 def test_the_live_run_reconciles_is_signed_and_anchored_on_the_target(first, sandbox):

@@ -4,7 +4,7 @@ import re
 
 import pandas as pd
 
-from k3smig_lib.core.htmltable import FOLD_ROWS, HEAD_ROWS, MAX_INLINE_ROWS, status_word, table_html
+from k3smig_lib.core.htmltable import FOLD_ROWS, HEAD_ROWS, MAX_INLINE_ROWS, human_bytes, status_word, table_html
 
 
 def test_no_row_number_column_and_numbers_are_marked_for_right_alignment():
@@ -49,3 +49,13 @@ def test_evidence_columns_link_to_their_files_and_a_pivot_keeps_its_row_labels()
     assert '<a href="artifacts/40_export_manifests/diffs/Deployment__a__b.diff">' in table_html(frame)
     pivot = pd.DataFrame({"kind": ["Pod", "Secret"], "n": [2, 3]}).set_index("kind")
     assert re.search(r"<th>kind</th><th>n</th>", table_html(pivot))
+
+
+def test_byte_counts_read_in_binary_units_with_the_exact_count_kept():
+    frame = pd.DataFrame([{"volume": "a", "bytes": 2147483648, "free": None}, {"volume": "b", "bytes": 98530.0,
+                                                                              "free": 512}])
+    frame.attrs["sizes"] = ["bytes", "free"]
+    html = table_html(frame)
+    assert '<td class="n" title="2147483648 bytes">2.0 GiB</td>' in html
+    assert '<td class="n" title="98530 bytes">96.2 KiB</td>' in html and "<td></td>" in html
+    assert human_bytes(512) == "512 bytes" and human_bytes(5 * 2**40) == "5.0 TiB"
