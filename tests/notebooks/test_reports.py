@@ -2,14 +2,17 @@
 
 import hashlib
 import json
+import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from k3smig_lib.cli import DEMO_PARAMS, main
+from k3smig_lib.core import signing
 from k3smig_lib.core.config import PACKAGE_ROOT
 from k3smig_lib.phases._base import PHASES
 from k3smig_lib.runbook import runner
@@ -74,9 +77,20 @@ def test_reports_hold_no_machine_path_and_no_progress_line(demo):
         assert home + "/" not in text, path.name
 
 
-def test_phase_reports_without_data_stay_small(demo):
+#: Size budget of the reports (bytes): the demo measures 1,380 of style, ~10 KB for a page without data,
+#: 235 KB for the largest page (phase 40, three charts) and 600 KB for all eleven pages.
+STYLE_BUDGET, EMPTY_PAGE_BUDGET, PAGE_BUDGET, RUN_BUDGET = 4_000, 25_000, 400_000, 1_200_000
+
+
+def test_reports_stay_within_their_size_budget(demo):
+    sizes = {p.name: p.stat().st_size for p in pages(demo.run_dir)}
+    for name in sizes:
+        styles = re.findall(r"<style>(.*?)</style>", (demo.run_dir / name).read_text(), re.S)
+        assert len(styles) == 1 and len(styles[0]) < STYLE_BUDGET, name  # one small shared style, not per table
     for phase in ("10_provision_infrastructure", "20_configure_k3s", "80_configure_network"):
-        assert (demo.run_dir / f"{phase}.html").stat().st_size < 60_000, phase
+        assert sizes[f"{phase}.html"] < EMPTY_PAGE_BUDGET, phase
+    assert {name: size for name, size in sizes.items() if size >= PAGE_BUDGET} == {}
+    assert sum(sizes.values()) < RUN_BUDGET
 
 
 def test_statuses_say_not_run_for_phases_that_did_nothing_and_the_verdict_is_pass(demo):
@@ -146,3 +160,41 @@ def test_reports_re_render_byte_for_byte_and_an_edited_report_is_caught(demo, tm
                               "recorded"]
     assert hashlib.sha256(page.read_bytes()).hexdigest() == json.loads((copy / "run.json").read_text())[
         "files"]["90_validate_migration.html"]
+
+
+def readme_recipe() -> str:
+    """The README's verification recipe, exactly as an auditor copies it."""
+    readme = (PACKAGE_ROOT / "README.md").read_text()
+    block = readme.split("<!-- verify-without-k3smig -->", 1)[1]
+    return block.split("```bash\n", 1)[1].split("```", 1)[0]
+
+
+def run_recipe(run_dir: Path, key: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", "-c", readme_recipe()], env={**os.environ, "RUN": str(run_dir), "KEY": str(key)},
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_a_third_party_verifies_the_run_with_jq_openssl_and_coreutils_only(demo, tmp_path):
+    key = tmp_path / "operator.pem"  # the operator's key as the auditor received it, not the run's copy
+    key.write_bytes(signing.public_pem(signing.signing_key(create=False).public_key()))
+    ok = run_recipe(demo.run_dir, key)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "Signature Verified Successfully" in ok.stdout and f"run digest: sha256:{demo.digest}" in ok.stdout
+    assert json.loads(ok.stdout.split("run digest:")[0].split("Successfully", 1)[1])["verdict"] == "PASS"
+
+    forged = tmp_path / "forged"  # a report edited: its hash no longer matches the signed one
+    shutil.copytree(demo.run_dir, forged)
+    page = forged / "90_validate_migration.html"
+    page.write_text(page.read_text().replace("PASS", "PASS!"))
+    bad = run_recipe(forged, key)
+    assert bad.returncode != 0 and "90_validate_migration.html: FAILED" in bad.stdout + bad.stderr
+
+    extra = tmp_path / "extra"  # a symlink added to the folder
+    shutil.copytree(demo.run_dir, extra)
+    (extra / "evidence.html").symlink_to("/etc/hostname")
+    assert run_recipe(extra, key).returncode != 0
+
+    other = tmp_path / "other.pem"  # a key the run was not signed with
+    other.write_bytes(signing.public_pem(signing.Ed25519PrivateKey.generate().public_key()))
+    wrong = run_recipe(demo.run_dir, other)
+    assert wrong.returncode != 0 and "signed by another key" in wrong.stdout
