@@ -34,6 +34,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if outcome.verdict:
         print(f"verdict: {outcome.verdict}")
     print(f"report: {outcome.run_dir / 'index.html'}")
+    if outcome.digest:
+        print(f"signed: sha256:{outcome.digest} (record {outcome.anchor})")
     return outcome.exit_code
 
 
@@ -43,15 +45,31 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from k3smig_lib.runbook.ledger import verify
+    from k3smig_lib.runbook.record import verify_run
 
-    problems = verify(Path(args.run))
+    keys = [Path(k) for k in args.key] if args.key else None
+    problems = verify_run(Path(args.run), keys=keys, against_target=args.against_target)
     if problems:
-        print(f"ledger check FAILED for {args.run}:")
+        print(f"verification FAILED for {args.run}:")
         for p in problems:
             print(f"  - {p}")
         return 1
-    print(f"ledger check passed: every file of {args.run} matches run.json")
+    where = " and the digest recorded on the target" if args.against_target else ""
+    print(f"verified: every file of {args.run} matches run.json and the run record signed by a trusted key{where}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from k3smig_lib.runbook.rerender import rerender
+
+    problems = rerender(Path(args.run), out=Path(args.out) if args.out else None)
+    if problems:
+        print(f"re-rendered reports of {args.run} differ from the ledger:")
+        for p in problems:
+            print(f"  - {p}")
+        return 1
+    print(f"re-rendered every report of {args.run} from its notebooks: byte for byte what the ledger holds"
+          + (f" (written to {args.out})" if args.out else ""))
     return 0
 
 
@@ -107,9 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--phases", help="phases to run")
     demo.add_argument("--runs", default="runs", help="folder that holds run folders")
     demo.set_defaults(func=_cmd_demo)
-    ver = sub.add_parser("verify", help="re-hash a run against its ledger")
+    ver = sub.add_parser("verify", help="check a run: ledger, folder shape, signature by a trusted key")
     ver.add_argument("run", help="runs/<run-id>")
+    ver.add_argument("--key", action="append", help="trusted public key (PEM); repeatable; default: the keys this "
+                     "machine knows (its own signing key, ~/.config/k3smig/trusted-keys/*.pem)")
+    ver.add_argument("--against-target", action="store_true",
+                     help="also compare the run digest with the one recorded on the target")
     ver.set_defaults(func=_cmd_verify)
+    rep = sub.add_parser("report", help="re-render a run's HTML reports from its notebooks and check them")
+    rep.add_argument("run", help="runs/<run-id>")
+    rep.add_argument("--out", help="also write the re-rendered pages into this folder (never into the run)")
+    rep.set_defaults(func=_cmd_report)
     clean = sub.add_parser("clean", help="clean an export folder into reviewable manifests plus a rule report")
     clean.add_argument("export", help="folder of kubectl get -o yaml|json output")
     clean.add_argument("out", help="output folder (created)")

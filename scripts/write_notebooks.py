@@ -49,6 +49,7 @@ SPEC: dict[str, dict[str, object]] = {
             ("K3s compatibility lint: what will not work as is on K3s, and how the run fixes it.",
              "phase.compatibility()"),
             ("Capacity of the planned VM against the workloads' requests and the volume sizes.", "phase.capacity()"),
+            ("The same, as a chart: the share of the VM the migrated workloads request.", "phase.capacity_chart()"),
             ("Outcome of the preflight (a blocking finding stops the run here).", "phase.finish()"),
         ],
     },
@@ -126,6 +127,7 @@ SPEC: dict[str, dict[str, object]] = {
         "cells": [
             ("Objects exported, kept and dropped per namespace and kind.", "phase.overview()"),
             ("Rules that fired, how often, and why each rule exists.", "phase.rules()"),
+            ("Changes per rule, as a chart.", "phase.rules_chart()"),
             ("Whole objects not migrated, with the rule and the reason.", "phase.dropped()"),
             ("Field changes on kept objects, grouped by rule.", "phase.changes()"),
             ("Rewrites that need a human look.", "phase.warnings_table()"),
@@ -196,6 +198,7 @@ SPEC: dict[str, dict[str, object]] = {
             ("Volumes to move.", "phase.volume_table()"),
             ("Source manifests, hashed in place (in a helper pod, or from the archive): nothing is copied yet.",
              "phase.source_manifests_table()"),
+            ("Volume sizes, as a chart.", "phase.volume_chart()"),
             ("Ownership plan: owners seen on the source, the target pod's identity, the resulting action, and who "
              "writes the target volume (root only when the plan needs it).", "phase.ownership()"),
             ("Capacity: bytes per volume against the target claim and the free space — refused before any write.",
@@ -282,7 +285,8 @@ def notebook(name: str, spec: dict[str, object]) -> nbformat.NotebookNode:
     params: list[str] = spec["params"]  # type: ignore[assignment]
     header = (f"# {spec['title']}\n\n**Purpose.** {spec['purpose']}\n\n**Preconditions.** {spec['pre']}\n\n"
               f"**What it changes.** {spec['changes']}\n\n**Rollback.** {spec['rollback']}\n\n"
-              "Dry run is the default: nothing is written unless the parameters say `apply: true`.")
+              "Nothing is written to the target unless the parameters say `apply: true`; the header of the report "
+              "says which mode this run used.")
     cells = [nbformat.v4.new_markdown_cell(header)]
     pcell = nbformat.v4.new_code_cell(parameters_cell(params))
     pcell.metadata["tags"] = ["parameters"]

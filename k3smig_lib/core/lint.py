@@ -359,13 +359,23 @@ def _disk(inp: LintInput) -> Iterator[Risk]:
                "need not move", "T3")
 
 
-def _compute(inp: LintInput) -> Iterator[Risk]:
+def requested(report: CleanReport) -> tuple[float, float, int]:
+    """CPU (cores), memory (GiB) and volume bytes the *migrated* workloads request: the one sum every report shows.
+
+    Preflight's capacity table, its lint and the capacity chart all read this, so they cannot disagree.
+    """
+    inp = LintInput(report, Capacity(), CleanOptions())
     cpu = memory = 0.0
     for item in inp.kept(*_RUNNING_KINDS):
         replicas = 1 if item.ref.kind in _PODS_ALWAYS_ONE else int(item.facts.get("replicas", 1))
         requests = item.facts.get("requests") or {}
         cpu += replicas * float(requests.get("cpu", 0.0))
         memory += replicas * float(requests.get("memory_bytes", 0.0)) / 2**30
+    return cpu, memory, _volume_bytes(inp)
+
+
+def _compute(inp: LintInput) -> Iterator[Risk]:
+    cpu, memory, _ = requested(inp.report)
     rows = (("cpu", cpu, inp.capacity.cpu - PLATFORM_CPU_RESERVE, "cores", "vm_cpu"),
             ("memory", memory, inp.capacity.memory_gib - PLATFORM_MEMORY_RESERVE_GIB, "GiB", "vm_memory_gib"))
     for name, needed, available, unit, knob in rows:

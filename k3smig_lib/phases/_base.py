@@ -6,8 +6,10 @@ artifacts), never through kernel state, so any notebook can run alone, resume, o
 
 from __future__ import annotations
 
+import functools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,8 +17,10 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from k3smig_lib.core import htmltable
 from k3smig_lib.core.config import Settings
 from k3smig_lib.core.fsafe import atomic_write
+from k3smig_lib.core.paths import scrub
 from k3smig_lib.errors import PhaseError
 
 Status = Literal["Completed", "PartiallyFailed", "Failed"]
@@ -36,6 +40,44 @@ PHASES = (
 
 
 RESULT_FILE = "phase_result.json"
+#: Lists of findings a phase keeps; each item remembers the report cell (method) that found it.
+FINDINGS = ("errors", "warnings", "notes", "degraded")
+
+
+def report_status(result: dict[str, Any]) -> str:
+    """A phase's outcome in the reports' one vocabulary: FAIL, NOT RUN, DEGRADED or PASS.
+
+    FAIL on any error; NOT RUN when the phase said it did nothing (with its reason); DEGRADED when it ran
+    with less power than asked (a structural check instead of the real tool) or left warnings; PASS else.
+
+    Examples:
+        >>> report_status({"status": "Completed", "not_run": "no VM"}), report_status({"warnings": ["w"]})
+        ('NOT RUN', 'DEGRADED')
+    """
+    if result.get("status") == "Failed" or result.get("errors"):
+        return "FAIL"
+    if result.get("not_run"):
+        return "NOT RUN"
+    if result.get("degraded") or result.get("warnings"):
+        return "DEGRADED"
+    return "PASS"
+
+
+def _located(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a report cell's method so the findings it adds remember it (the report links them to its table)."""
+
+    @functools.wraps(method)
+    def call(self: PhaseRun, *args: Any, **kwargs: Any) -> Any:
+        before = {kind: len(getattr(self, kind)) for kind in FINDINGS}
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            for kind in FINDINGS:
+                where = self.where.setdefault(kind, [])
+                where += [""] * (before[kind] - len(where))
+                where += [name] * (len(getattr(self, kind)) - len(where))
+
+    return call
 
 
 def now_iso() -> str:
@@ -74,6 +116,21 @@ class PhaseRun:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     artifacts: list[str] = field(default_factory=list)
+    #: Findings to read that are no failure (lint warnings, review items): they leave the status alone.
+    notes: list[str] = field(default_factory=list)
+    #: Checks that ran with less power than asked (e.g. a structural Prometheus check without promtool).
+    degraded: list[str] = field(default_factory=list)
+    #: Why the phase did nothing (plan not possible, no VM); empty when it ran.
+    not_run: str = ""
+    #: For each finding list, the report cell (method) that added each item.
+    where: dict[str, list[str]] = field(default_factory=dict)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, member in list(vars(cls).items()):
+            if not name.startswith("_") and name != "finish" and callable(member) and not isinstance(
+                    member, staticmethod | classmethod | type):
+                setattr(cls, name, _located(name, member))
 
     def __post_init__(self) -> None:
         # reports are read in full: show whole tables (a few hundred rows at most), not pandas' 60-row cut
@@ -81,6 +138,7 @@ class PhaseRun:
         pd.set_option("display.max_columns", 50)
         pd.set_option("display.max_colwidth", 160)
         pd.set_option("display.width", 200)
+        htmltable.install()  # tables for people: no row numbers, statuses worded, long tables folded
 
     @property
     def dir(self) -> Path:
@@ -96,9 +154,23 @@ class PhaseRun:
             self.artifacts.append(name)
         return path
 
-    def save_table(self, name: str, frame: pd.DataFrame) -> pd.DataFrame:
-        """Write ``frame`` as ``<name>.csv`` and return it for display."""
+    def save_table(self, name: str, frame: pd.DataFrame, *, links: dict[str, str] | None = None,
+                   sizes: tuple[str, ...] = ()) -> pd.DataFrame:
+        """Write ``frame`` as ``<name>.csv`` and return it for display.
+
+        Args:
+            name: file name without ``.csv``.
+            frame: the table.
+            links: column → folder of this phase's artifacts its values name (diffs, manifests): the report
+                links each cell to its file.
+            sizes: columns of byte counts: the report shows them in KiB/MiB/GiB, the CSV keeps the exact count.
+        """
         self._write(f"{name}.csv", frame.to_csv(index=False))
+        frame.attrs["csv"] = f"artifacts/{self.phase}/{name}.csv"
+        if links:
+            frame.attrs["links"] = {col: f"artifacts/{self.phase}/{folder}" for col, folder in links.items()}
+        if sizes:
+            frame.attrs["sizes"] = list(sizes)
         return frame
 
     def save_json(self, name: str, data: Any) -> Path:
@@ -120,13 +192,22 @@ class PhaseRun:
             return "Failed"
         return "PartiallyFailed" if self.warnings else "Completed"
 
+    def _where_of(self, kind: str) -> list[str]:
+        """The report cell of each finding of ``kind`` ("" when it was found outside a report cell)."""
+        items: list[str] = getattr(self, kind)
+        return (self.where.get(kind, []) + [""] * len(items))[: len(items)]
+
     def finish(self) -> pd.DataFrame:
         """Write ``phase_result.json`` and return the outcome as a table.
 
         Raises:
             PhaseError: the phase failed; the notebook stops here and the runner stops the run.
         """
-        result = {
+        for kind in FINDINGS:  # machine paths out of every text a report shows (the phase result is one)
+            getattr(self, kind)[:] = [scrub(str(item)) for item in getattr(self, kind)]
+        self.summary = {k: scrub(v) if isinstance(v, str) else v for k, v in self.summary.items()}
+        self.not_run = scrub(self.not_run)
+        result: dict[str, Any] = {
             "phase": self.phase,
             "status": self.status,
             "apply": self.cfg.apply,
@@ -136,14 +217,22 @@ class PhaseRun:
             "summary": self.summary,
             "errors": self.errors,
             "warnings": self.warnings,
+            "notes": self.notes,
+            "degraded": self.degraded,
+            "not_run": self.not_run,
+            "where": {kind: self._where_of(kind) for kind in FINDINGS},
             "artifacts": sorted(self.artifacts),
         }
+        result["report_status"] = report_status(result)
         atomic_write(self.cfg.run_path(), f"artifacts/{self.phase}/{RESULT_FILE}",
                      json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
-        rows = [{"item": "status", "value": self.status}]
+        status = str(result["report_status"]) + (f": {self.not_run}" if self.not_run else "")
+        rows = [{"item": "status", "value": status}]
         rows += [{"item": k, "value": v} for k, v in self.summary.items()]
         rows += [{"item": "error", "value": e} for e in self.errors]
         rows += [{"item": "warning", "value": w} for w in self.warnings]
+        rows += [{"item": "degraded", "value": d} for d in self.degraded]
+        rows += [{"item": "note", "value": n} for n in self.notes]
         if self.errors:
             raise PhaseError(
                 f"phase {self.phase} failed: " + "; ".join(self.errors[:3]),

@@ -46,12 +46,15 @@ from k3smig_lib.core.manifest import Manifest
 from k3smig_lib.core.objects import PRE_QUIESCE, Obj, get_path, pod_spec, ref
 from k3smig_lib.core.ownership import OwnershipPlan, plan_ownership
 from k3smig_lib.phases._base import PhaseRun
+from k3smig_lib.phases._charts import bar_figure
 from k3smig_lib.phases._context import open_source, open_target
 from k3smig_lib.phases._datapath import PassRecord, Proof, copy_pass, prove
 from k3smig_lib.phases.deploy import HELD_UNTIL, INTENDED, VERIFIED, desired_objects, is_singleton, release
-from k3smig_lib.show import progress
+from k3smig_lib.show import figure, progress
 
 PHASE = "70_migrate_data"
+#: Column of the tables that links each volume to its per-file checksums (the manifest JSON of one side).
+CHECKSUMS = "per-file checksums"
 LOKI_IMAGES = ("grafana/loki",)
 
 
@@ -243,7 +246,7 @@ class Data(PhaseRun):
     def _not_read(self) -> pd.DataFrame | None:
         if self.can_read:
             return None
-        return pd.DataFrame([{"data": "dry run: reading a live volume starts a helper pod (a write); "
+        return pd.DataFrame([{"data": "NOT RUN: dry run: reading a live volume starts a helper pod (a write); "
                                       "set apply: true to read, copy and prove the volumes"}])
 
     # --- steps ---------------------------------------------------------------------------------
@@ -268,8 +271,20 @@ class Data(PhaseRun):
             self.first[v.id] = m
             self.save_text(f"manifests/{v.namespace}__{v.claim}.source.json", m.to_json())
             rows.append({"volume": v.id, "read by": f"{sv.access.where} as {sv.access.user}", **m.totals,
-                         "root_hash": m.root_hash[:20]})
-        return self.save_table("source_manifests", pd.DataFrame(rows))
+                         "root_hash": m.root_hash[:20], CHECKSUMS: _checksums(v, "source")})
+        return self.save_table("source_manifests", pd.DataFrame(rows), links={CHECKSUMS: "manifests"},
+                               sizes=("bytes",))
+
+    def volume_chart(self) -> Any:
+        """Bytes per volume as hashed on the source (sparse files at their apparent size)."""
+        if not self.first:
+            return pd.DataFrame([{"chart": "NOT RUN: no source volume was read (see the table above)"}])
+        sizes = [int(m.totals["bytes"]) for m in self.first.values()]
+        unit, scale = next((u, f) for u, f in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10), ("bytes", 1))
+                           if max(sizes, default=0) >= f or f == 1)
+        return figure(bar_figure(list(self.first), [round(n / scale, 1) for n in sizes],
+                                 title="Volume sizes on the source (bytes hashed, sparse files at their apparent size)",
+                                 xlabel=unit))
 
     def _manifest(self, v: VolumeRef) -> Manifest:
         if v.id not in self.first:
@@ -308,8 +323,8 @@ class Data(PhaseRun):
             self._plan(v)
             need = self._manifest(v).totals["bytes"]
             if not self.cfg.apply and self.cfg.target_kind == "cluster":
-                rows.append({"volume": v.id, "bytes": need, "requested": v.size, "free": "not read in a dry run",
-                             "fits": "not checked"})
+                rows.append({"volume": v.id, "bytes": need, "requested": v.size, "free": "",
+                             "fits": "NOT RUN: dry run: the target's free space is read only with apply: true"})
                 continue
             dst = self._target(v)
             cap = dst.capacity()
@@ -319,7 +334,7 @@ class Data(PhaseRun):
             problem = capacity_problem(v.id, need, cap, self.cfg.volume_size_margin)
             if problem:
                 self.errors.append(problem)
-        return self.save_table("capacity", pd.DataFrame(rows))
+        return self.save_table("capacity", pd.DataFrame(rows), sizes=("bytes", "requested", "free"))
 
     def first_pass(self) -> pd.DataFrame:
         """Live source, quiesce on: copy while the application runs, so the final pass has little to send."""
@@ -327,18 +342,18 @@ class Data(PhaseRun):
             return pd.DataFrame([{"first pass": "not needed: " + ("an archive does not change" if not
                                   self.live_source else "quiesce: false (one copy while the application runs)")}])
         if not self.cfg.apply:
-            return pd.DataFrame([{"first pass": "dry run: nothing copied"}])
+            return pd.DataFrame([{"first pass": "NOT RUN: dry run: nothing copied"}])
         if self.errors:
-            return pd.DataFrame([{"first pass": "not run: the checks above failed"}])
+            return pd.DataFrame([{"first pass": "NOT RUN: the checks above failed"}])
         if not self._targets_ours():
-            return pd.DataFrame([{"first pass": "not run: a target volume holds data k3smig did not write"}])
+            return pd.DataFrame([{"first pass": "NOT RUN: a target volume holds data k3smig did not write"}])
         rows = []
         for v in progress(self.volumes, desc="first pass"):
             rec = copy_pass(self._source(v), self._target(v), self._plan(v), name="pass 1 (application running)",
                             source=self._manifest(v), allow_changes=True)
             self.passes.append(rec)
-            rows.append(rec.row())
-        return self.save_table("first_pass", pd.DataFrame(rows))
+            rows.append(rec.row())  # no checksum link: the source manifest file is rewritten by the final pass
+        return self.save_table("first_pass", pd.DataFrame(rows), sizes=("bytes sent",))
 
     def _workloads(self) -> list[tuple[str, str, str]]:
         """Source Deployments/StatefulSets that mount a migrated claim."""
@@ -362,8 +377,8 @@ class Data(PhaseRun):
                                  "be inconsistent, and any change during the copy fails the proof")
             return pd.DataFrame([{"quiesce": "off (quiesce: false): the copy may be inconsistent"}])
         if not self.cfg.apply or self.errors:
-            return pd.DataFrame([{"quiesce": "dry run: nothing scaled" if not self.cfg.apply else
-                                  "not run: the checks above failed"}])
+            return pd.DataFrame([{"quiesce": "NOT RUN: dry run: nothing scaled" if not self.cfg.apply else
+                                  "NOT RUN: the checks above failed"}])
         done = self.source.quiesce(self._workloads())  # type: ignore[attr-defined]
         for q in done:
             self.quiesced_at[q.workload] = q.at
@@ -397,12 +412,11 @@ class Data(PhaseRun):
     def transfer(self) -> pd.DataFrame:
         """The final pass: send what differs (everything the first time, nothing on a re-run)."""
         if not self.cfg.apply:
-            return pd.DataFrame([{"volume": v.id, "action": "planned", "detail": "dry run: nothing written"}
-                                 for v in self.volumes])
+            return pd.DataFrame([{"volume": v.id, "result": "NOT RUN: dry run: nothing written"} for v in self.volumes])
         if self.errors:
-            return pd.DataFrame([{"result": "not run: the checks above failed"}])
+            return pd.DataFrame([{"result": "NOT RUN: the checks above failed"}])
         if not self._targets_ours():
-            return pd.DataFrame([{"result": "not run: a target volume holds data k3smig did not write"}])
+            return pd.DataFrame([{"result": "NOT RUN: a target volume holds data k3smig did not write"}])
         rows = []
         sent = 0
         name = "final pass" if self.passes else "copy"
@@ -411,10 +425,10 @@ class Data(PhaseRun):
             self.save_text(f"manifests/{v.namespace}__{v.claim}.source.json", manifest.to_json())
             rec = copy_pass(self._source(v), self._target(v), self._plan(v), source=manifest, name=name)
             self.passes.append(rec)
-            rows.append(rec.row())
+            rows.append(rec.row() | {CHECKSUMS: _checksums(v, "source")})
             sent += rec.bytes_sent
         self.summary["bytes sent"] = sent
-        return self.save_table("transfer", pd.DataFrame(rows))
+        return self.save_table("transfer", pd.DataFrame(rows), links={CHECKSUMS: "manifests"}, sizes=("bytes sent",))
 
     def _targets_ours(self) -> bool:
         """Refuse to overwrite a target volume that holds data no k3smig run recorded (case 18), unless asked.
@@ -440,9 +454,9 @@ class Data(PhaseRun):
     def verify(self) -> pd.DataFrame:
         """Re-read every target volume from its disk and compare it entry by entry with the source."""
         if not self.cfg.apply:
-            return pd.DataFrame([{"result": "dry run: nothing to compare"}])
+            return pd.DataFrame([{"result": "NOT RUN: dry run: nothing to compare"}])
         if self.errors:
-            return pd.DataFrame([{"result": "not run: the volumes were not copied"}])
+            return pd.DataFrame([{"result": "NOT RUN: the volumes were not copied"}])
         rows = []
         for v in self.volumes:
             proof = prove(self._source(v), self._target(v), self._plan(v), self._final_manifest(v))
@@ -459,9 +473,11 @@ class Data(PhaseRun):
                          "changed": len(proof.diff.changed), "changed on source during copy":
                          len(proof.changed_on_source),
                          "source root hash": self._final_manifest(v).root_hash[:20],
-                         "target root hash": proof.target.root_hash[:20]})
+                         "target root hash": proof.target.root_hash[:20],
+                         "source checksums": _checksums(v, "source"), "target checksums": _checksums(v, "target")})
         self.summary["volumes verified"] = len(self.verified)
-        return self.save_table("manifest_compare", pd.DataFrame(rows))
+        return self.save_table("manifest_compare", pd.DataFrame(rows),
+                               links={"source checksums": "manifests", "target checksums": "manifests"})
 
     @contextmanager
     def _fetched(self, side: SourceVolume | TargetVolume, paths: list[str]) -> Iterator[tuple[Path, list[str]]]:
@@ -475,9 +491,9 @@ class Data(PhaseRun):
     def app_checks(self) -> pd.DataFrame:
         """Application proofs on both sides: SQLite, Grafana, Vaultwarden, Prometheus blocks and config."""
         if not self.cfg.apply:
-            return pd.DataFrame([{"result": "dry run: no target data to check"}])
+            return pd.DataFrame([{"result": "NOT RUN: dry run: no target data to check"}])
         if self.errors:
-            return pd.DataFrame([{"result": "not run: the volumes above are not proven equal"}])
+            return pd.DataFrame([{"result": "NOT RUN: the volumes above are not proven equal"}])
         rows: list[dict[str, Any]] = []
         for v in self.volumes:
             rows += self._volume_checks(v)
@@ -550,8 +566,13 @@ class Data(PhaseRun):
                 path = self.save_text(f"{folder}/{key}", str(text))
             check = prometheus_check(path.parent / "prometheus.yml")
             fail = not check.ok or (self.cfg.require_promtool and check.tool != "promtool")
+            # without promtool only the structure was checked: less than asked, so never a plain PASS
+            result = "FAIL" if fail else "PASS" if check.tool == "promtool" else "DEGRADED"
+            if result == "DEGRADED":
+                self.degraded.append(f"{ref(obj).id}: prometheus config checked for structure only ({check.tool}): "
+                                     "install promtool for the real check")
             rows.append({"volume": ref(obj).id, "check": f"prometheus config ({check.tool})",
-                         "result": "FAIL" if fail else "PASS", "detail": (check.note or check.output)[:200]})
+                         "result": result, "detail": (check.note or check.output)[:200]})
         return rows
 
     def _runner_rows(self) -> list[dict[str, Any]]:
@@ -581,9 +602,11 @@ class Data(PhaseRun):
             needed = [f"{ns}/{c}" for c in required_claims(obj)]
             unproven = [c for c in needed if c not in self.verified and c not in self.skipped]
             ok = not unproven and self.cfg.apply and not self.errors
+            why = ("dry run: held at 0 replicas" if not self.cfg.apply else
+                   f"held at 0 replicas: volumes not proven: {', '.join(unproven)}" if unproven else
+                   "held at 0 replicas: the phase has errors (see above)")
             rows.append({"workload": ref(obj).id, "claims": ", ".join(needed), "replicas": ann[INTENDED],
-                         "released": ok, "why not": "" if ok else ("dry run" if not self.cfg.apply else
-                         f"unproven: {', '.join(unproven)}" if unproven else "errors above")})
+                         "released": "PASS" if ok else f"NOT RUN: {why}"})
             if ok:
                 releasing.append(release(obj))
         if releasing:
@@ -607,6 +630,9 @@ class Data(PhaseRun):
             if started:
                 row["scaled down at"] = started
                 row["downtime (s)"] = int((_parse(ready) - _parse(started)).total_seconds())
+        downtimes = [int(r["downtime (s)"]) for r in rows if "downtime (s)" in r]
+        if downtimes:  # the key figure of a live cutover: how long an application was away
+            self.summary["longest downtime (s)"] = max(downtimes)
 
     def _config_objects(self) -> list[Obj]:
         """Source ConfigMaps and Secrets (where a Grafana ``secret_key`` may live)."""
@@ -644,6 +670,11 @@ def _with_intended(obj: Obj) -> Obj:
     recorded = ann.get(PRE_QUIESCE)
     ann[INTENDED] = str(recorded if recorded is not None else (1 if replicas is None else replicas))
     return {**obj, "metadata": {**(obj.get("metadata") or {}), "annotations": ann}}
+
+
+def _checksums(v: VolumeRef, side: str) -> str:
+    """File name of a volume's manifest (every entry with its sha256) on one side, under ``manifests/``."""
+    return f"{v.namespace}__{v.claim}.{side}.json"
 
 
 def _parse(stamp: str) -> datetime:

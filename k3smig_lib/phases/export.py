@@ -21,7 +21,9 @@ from k3smig_lib.core.objects import Obj, sha256_of
 from k3smig_lib.core.order import sort_for_apply
 from k3smig_lib.core.secrets import redact
 from k3smig_lib.phases._base import PhaseRun, phase_dir
+from k3smig_lib.phases._charts import bar_figure
 from k3smig_lib.phases._context import cleaned, open_source
+from k3smig_lib.show import figure
 
 PHASE = "40_export_manifests"
 CLEANED_FILE = "cleaned/objects.yaml"
@@ -43,6 +45,11 @@ def annotated_diff(item: CleanedObject) -> str:
     before, after = _yaml(redact(item.original)), _yaml(redact(item.cleaned) if item.cleaned else None)
     diff = difflib.unified_diff(before, after, fromfile="exported", tofile="cleaned" if after else "(dropped)")
     return "\n".join(head) + "\n" + "".join(diff)
+
+
+def diff_name(item: CleanedObject) -> str:
+    """Where the annotated diff of ``item`` is written, relative to the phase's artifacts."""
+    return "diffs/" + item.ref.id.replace("/", "__") + ".diff"
 
 
 def read_cleaned(cfg: Settings) -> list[Obj]:
@@ -93,14 +100,25 @@ class Export(PhaseRun):
             drop = next((c for c in item.changes if c.action == "drop"), None)
             rows.append({"object": item.ref.id, "rule": drop.rule_id if drop else "",
                          "why": (drop.note if drop else "") or (RULES[drop.rule_id].reason if drop and
-                                                                drop.rule_id in RULES else "")})
-        return self.save_table("dropped_objects", pd.DataFrame(rows))
+                                                                drop.rule_id in RULES else ""),
+                         "diff": diff_name(item)})
+        return self.save_table("dropped_objects", pd.DataFrame(rows), links={"diff": ""})
+
+    def rules_chart(self) -> Any:
+        """Fields removed or rewritten per rule (whole objects dropped count once each), largest first."""
+        counts = self.report.rule_counts()
+        if not counts:
+            return pd.DataFrame([{"chart": "no rule fired"}])
+        return figure(bar_figure(list(counts), [float(n) for n in counts.values()],
+                                 title="Changes per cleaning rule (fields removed or rewritten, objects dropped)",
+                                 xlabel="changes"))
 
     def warnings_table(self) -> pd.DataFrame:
         """Rewrites that need a human look (RWX → RWO, capacity…)."""
         rows = [{"object": r.id, "rule": c.rule_id, "path": c.path, "note": c.note}
                 for r, c in self.report.warnings()]
         self.summary["review items"] = len(rows)  # to read, not failures: the run still completes
+        self.notes += [f"{r['object']}: [{r['rule']}] {r['note']}" for r in rows]
         return self.save_table("cleaning_warnings", pd.DataFrame(rows))
 
     def routes(self) -> pd.DataFrame:
@@ -142,13 +160,13 @@ class Export(PhaseRun):
                        yaml.safe_dump_all([redact(c.original) for c in self.report.objects], sort_keys=True))
         custody: list[dict[str, Any]] = []
         for item in self.report.objects:
-            name = item.ref.id.replace("/", "__") + ".diff"
+            name = diff_name(item).removeprefix("diffs/")
             self.save_text(f"diffs/{name}", annotated_diff(item))
             custody.append({"object": item.ref.id, "original_sha256": item.original_sha256,
                             "cleaned_sha256": sha256_of(item.cleaned) if item.cleaned else "",
                             "rules": " ".join(item.rule_ids), "diff": f"diffs/{name}"})
         self.summary["cleaned objects written"] = len(plain)
-        return self.save_table("custody", pd.DataFrame(custody))
+        return self.save_table("custody", pd.DataFrame(custody), links={"diff": ""})
 
     def save_snapshot(self) -> pd.DataFrame:
         """Save a live export as a snapshot folder, so a later run can work offline from it."""

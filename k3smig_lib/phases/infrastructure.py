@@ -71,6 +71,7 @@ class Provision(PhaseRun):
         if not binary or not _credentials_present():
             why = "no tofu/terraform on PATH" if not binary else "Scaleway credentials not set"
             self.summary["plan"] = f"not run ({why})"
+            self.not_run = f"no plan: {why}; the commands above are what would run"
             return pd.DataFrame([{"plan": f"not run: {why}; the commands above are what would run"}])
         public_key = ensure_ssh_key(Path(self.vm.ssh_key_path).expanduser())  # private half: 0600, outside git
         tf_driver.init(ENV_DIR, binary=binary)
@@ -93,6 +94,7 @@ class Provision(PhaseRun):
         if not self.outputs:
             return pd.DataFrame([{"apply": "not run: provision is false and no VM exists (placeholder outputs below)"}])
         self.summary.update({"public_ip": self.outputs.get("public_ip", ""), "outputs from": source})
+        self.not_run = ""  # the VM exists: this phase has real outputs
         return pd.DataFrame([{"output": k, "value": v} for k, v in self.outputs.items() if k != "private_key"])
 
     def inventory(self) -> Markdown:
@@ -139,6 +141,7 @@ class ConfigureK3s(PhaseRun):
         """Run the playbook through ansible-runner against the VM (check mode unless ``provision: true``)."""
         if self.inventory_path is None:
             self.summary["ansible"] = "not run (no VM: phase 10 has no real outputs)"
+            self.not_run = "no VM: phase 10 has no real outputs, so there is no host to configure"
             return pd.DataFrame([{"ansible": "not run: no VM exists yet (phase 10 rendered placeholder outputs)"}])
         result = ansible_driver.run_playbook(PLAYBOOK, self.inventory_path, check=not self.cfg.provision,
                                              extravars=render_extravars(self.vm))

@@ -32,15 +32,16 @@ def certificate_facts(secret: Obj) -> dict[str, Any]:
     try:
         cert = x509.load_pem_x509_certificate(base64.b64decode(raw))
     except ValueError:
-        return {"valid": False, "sans": "", "not_after": "", "days_left": ""}
+        return {"parsed": False, "valid": False, "sans": "", "not_after": "", "days_left": ""}
     try:
         sans = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
         names = ", ".join(sans.get_values_for_type(x509.DNSName))  # type: ignore[attr-defined]
     except x509.ExtensionNotFound:
         names = ""
-    not_after = cert.not_valid_after_utc
-    return {"valid": True, "sans": names, "not_after": not_after.strftime("%Y-%m-%d"),
-            "days_left": (not_after - datetime.now(UTC)).days}
+    not_after, now = cert.not_valid_after_utc, datetime.now(UTC)
+    # "valid" means usable today: parsed, and inside its validity window (an expired certificate is not valid)
+    return {"parsed": True, "valid": cert.not_valid_before_utc <= now <= not_after, "sans": names,
+            "not_after": not_after.strftime("%Y-%m-%d"), "days_left": (not_after - now).days}
 
 
 class Network(PhaseRun):
@@ -76,6 +77,8 @@ class Network(PhaseRun):
             reissue = "yes (expired or near expiry)" if isinstance(days, int) and days < RENEW_BEFORE_DAYS else "no"
             rows.append({"secret": sid, "managed by cert-manager": managed, **facts, "re-issue on target": reissue})
         self.summary["certificates kept"] = sum(1 for r in rows if r["re-issue on target"] == "no")
+        self.summary["certificates expired"] = sum(1 for r in rows if isinstance(r["days_left"], int)
+                                                   and r["days_left"] < 0)
         return self.save_table("certificates", pd.DataFrame(rows))
 
     def dns_plan(self) -> pd.DataFrame:

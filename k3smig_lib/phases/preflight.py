@@ -15,14 +15,24 @@ from typing import Any
 
 import pandas as pd
 
+from k3smig_lib.core.clean import clean_objects
 from k3smig_lib.core.config import NO_PHONE_HOME, Settings
 from k3smig_lib.core.envsecrets import credentials_status
-from k3smig_lib.core.lint import Capacity, lint
-from k3smig_lib.core.objects import Obj, intended_replicas, pod_spec, ref
-from k3smig_lib.core.quantity import gib, parse_quantity
+from k3smig_lib.core.lint import (
+    PLATFORM_CPU_RESERVE,
+    PLATFORM_MEMORY_RESERVE_GIB,
+    SYSTEM_DISK_RESERVE_GB,
+    Capacity,
+    lint,
+    requested,
+)
+from k3smig_lib.core.objects import ref
+from k3smig_lib.core.quantity import gib
 from k3smig_lib.errors import K3sMigError
 from k3smig_lib.phases._base import PhaseRun
+from k3smig_lib.phases._charts import capacity_figure
 from k3smig_lib.phases._context import clean_options, open_source, open_target, selected_objects
+from k3smig_lib.show import figure
 
 PHASE = "00_preflight"
 SCW_VARS = ["SCW_ACCESS_KEY", "SCW_SECRET_KEY", "SCW_DEFAULT_PROJECT_ID"]
@@ -35,20 +45,6 @@ def _version(cmd: list[str]) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else ""
-
-
-def workload_requests(objects: list[Obj]) -> tuple[float, float]:
-    """Sum of CPU (cores) and memory (bytes) requests × replicas of the top-level workloads."""
-    cpu = mem = 0.0
-    for obj in objects:
-        if obj.get("kind") not in ("Deployment", "StatefulSet", "DaemonSet") or obj["metadata"].get("ownerReferences"):
-            continue
-        replicas = intended_replicas(obj)
-        for c in (pod_spec(obj) or {}).get("containers") or []:
-            req = (c.get("resources") or {}).get("requests") or {}
-            cpu += replicas * parse_quantity(req.get("cpu"))
-            mem += replicas * parse_quantity(req.get("memory"))
-    return cpu, mem
 
 
 def data_path_checks(namespaces: list[str], side: str) -> list[Any]:
@@ -215,18 +211,21 @@ class Preflight(PhaseRun):
         for r in risks:
             if r.severity == "error":
                 self.errors.append(f"{r.ref_id}: {r.message} (to fix this, {r.fix})")
+            elif r.severity == "warning":  # to read before the migration, no failure: a note, counted as such
+                self.notes.append(f"{r.ref_id}: {r.message}")
         self.summary["lint warnings"] = sum(1 for r in risks if r.severity == "warning")
         return self.save_table("compatibility", pd.DataFrame([vars(r) for r in risks]))
 
     def capacity(self) -> pd.DataFrame:
-        """Requests and volume sizes against the planned VM."""
-        cpu, mem = workload_requests(self.objects)
-        pvc = sum(parse_quantity((o.get("spec") or {}).get("resources", {}).get("requests", {}).get("storage"))
-                  for o in self.objects if o.get("kind") == "PersistentVolumeClaim")
+        """What the migrated workloads request against the planned VM (after K3s and the platform add-ons)."""
+        cpu, mem, pvc = requested(clean_objects(self.objects, clean_options(self.cfg)))
         rows: list[dict[str, Any]] = [
-            {"resource": "CPU requests (cores)", "needed": round(cpu, 2), "VM": self.cfg.vm_cpu},
-            {"resource": "memory requests (GiB)", "needed": gib(mem), "VM": self.cfg.vm_memory_gib},
-            {"resource": "PVC requests (GiB)", "needed": gib(pvc), "VM": self.cfg.disk_gb},
+            {"resource": "CPU requests (cores)", "needed": round(cpu, 2), "VM": self.cfg.vm_cpu,
+             "available": round(self.cfg.vm_cpu - PLATFORM_CPU_RESERVE, 2)},
+            {"resource": "memory requests (GiB)", "needed": round(mem, 2), "VM": self.cfg.vm_memory_gib,
+             "available": round(self.cfg.vm_memory_gib - PLATFORM_MEMORY_RESERVE_GIB, 2)},
+            {"resource": "PVC requests (GB)", "needed": round(pvc / 1e9, 1), "VM": self.cfg.disk_gb,
+             "available": self.cfg.disk_gb - SYSTEM_DISK_RESERVE_GB},
         ]
         if self.cfg.target_kind == "cluster":
             from k3smig_lib.k8s.client import Kube
@@ -235,13 +234,23 @@ class Preflight(PhaseRun):
 
             nodes = node_capacity(Kube.of(target_ref(self.cfg)))
             rows[0]["target nodes"], rows[1]["target nodes"] = round(nodes.cpu, 2), gib(nodes.memory)
-            rows[2]["target nodes"] = gib(nodes.ephemeral_storage)
+            rows[2]["target nodes"] = round(nodes.ephemeral_storage / 1e9, 1)
         for row in rows:
-            limits = [row["VM"]] + ([row["target nodes"]] if row.get("target nodes") else [])
+            limits = [row["available"]] + ([row["target nodes"]] if row.get("target nodes") else [])
             row["fits"] = row["needed"] <= min(limits)
-            if not row["fits"]:
+            if not row["fits"] and not row["resource"].startswith("PVC"):  # disk: a lint warning (T3), no error
                 self.errors.append(f"{row['resource']}: {row['needed']} needed, only {min(limits)} available")
+        self.summary.update({"CPU requests (cores)": rows[0]["needed"], "memory requests (GiB)": rows[1]["needed"],
+                             "PVC requests (GB)": rows[2]["needed"]})
+        self._capacity = rows
         return self.save_table("capacity", pd.DataFrame(rows))
+
+    def capacity_chart(self) -> Any:
+        """Requests against the VM: the share of each resource the migrated workloads take."""
+        rows = getattr(self, "_capacity", None) or []
+        if not rows:
+            return pd.DataFrame([{"chart": "NOT RUN: the capacity table above was not computed"}])
+        return figure(capacity_figure(rows))
 
     def namespaces(self) -> pd.DataFrame:
         """Namespaces that will be migrated (after include/exclude)."""

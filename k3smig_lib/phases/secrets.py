@@ -35,20 +35,29 @@ def source_secrets(cfg: Settings) -> list[Obj]:
     return [o for o in selected_objects(cfg, open_source(cfg)) if o.get("kind") == "Secret"]
 
 
-GOOD = ("equal", "keys equal (values not stored)")
+NO_DATA = "no data migrated (the cleaner removed it; the target regenerates it)"
+GOOD = ("equal", "key present (values not stored)", NO_DATA)
 
 
-def _row(sid: str, status: str) -> dict[str, object]:
+def _keys(secret: Obj) -> list[str]:
+    return sorted(set(secret.get("data") or {}) | set(secret.get("stringData") or {}))
+
+
+def _rows(sid: str, keys: list[str], status: str) -> list[dict[str, object]]:
+    """One row per key (one row with key "" for a Secret without keys), so every key is counted once."""
     _, ns, name = sid.split("/", 2)
-    return {"namespace": ns, "name": name, "key": "*", "status": status}
+    return [{"namespace": ns, "name": name, "key": key, "status": status} for key in keys or [""]]
 
 
-def fingerprint_comparison(target: Target, to_migrate: list[Obj], fp: Fingerprinter) -> list[dict[str, object]]:
-    """Compare source and target Secrets key by key.
+def fingerprint_comparison(target: Target, to_migrate: list[Obj], fp: Fingerprinter,
+                           originals: list[Obj] | None = None) -> list[dict[str, object]]:
+    """Compare source and target Secrets key by key: one row for every key of every Secret that migrates.
 
     Fingerprints where the target holds values (plain or unsealed); key names only where values were
     deliberately omitted (no recipient); a sealed Secret without an identity to open it is reported as
-    not verifiable rather than assumed equal.
+    not verifiable rather than assumed equal. Keys the cleaner removed before migrating (a
+    service-account token's data, which the target's controller fills) get a row of their own, so the
+    keys fingerprinted on the source always add up: compared + without data.
     """
     wanted = {ref(s).id: s for s in to_migrate}
     on_target = {ref(o).id: o for o in target.list_objects() if o.get("kind") == "Secret" and ref(o).id in wanted}
@@ -60,10 +69,20 @@ def fingerprint_comparison(target: Target, to_migrate: list[Obj], fp: Fingerprin
     rows: list[dict[str, object]] = list(compare_ledgers(src, ledger_rows(readable, fp, side="target",
                                                                           keep_helm_releases=True)))
     for sid in sorted(omitted):
-        same = set(wanted[sid].get("data") or {}) == set(on_target[sid].get("data") or {})
-        rows.append(_row(sid, "keys equal (values not stored)" if same else "keys differ"))
-    rows += [_row(sid, "sealed: not verifiable without K3SMIG_AGE_IDENTITY") for sid in sorted(sealed)]
-    rows += [_row(sid, "missing on target") for sid in sorted(set(wanted) - set(on_target))]
+        present = set(on_target[sid].get("data") or {})
+        rows += [r for key in _keys(wanted[sid]) or [""]
+                 for r in _rows(sid, [key], "key present (values not stored)" if key in present or not key
+                                else "missing on target")]
+    for sid in sorted(sealed):
+        rows += _rows(sid, _keys(wanted[sid]), "sealed: not verifiable without K3SMIG_AGE_IDENTITY")
+    for sid in sorted(set(wanted) - set(on_target)):
+        rows += _rows(sid, _keys(wanted[sid]), "missing on target")
+    for original in originals or []:
+        sid = ref(original).id
+        if sid in wanted:
+            removed = sorted(set(_keys(original)) - set(_keys(wanted[sid])))
+            rows += [{**r, "detail": "the key's value was not copied"} for r in _rows(sid, removed, NO_DATA)
+                     if removed]
     return rows
 
 
@@ -89,10 +108,12 @@ class Secrets(PhaseRun):
             elif rid not in kept and row["action"] == "migrate":
                 row["action"], row["reason"] = "skip", "dropped by the cleaner (see phase 40)"
         frame = pd.DataFrame(rows)
+        migrating = frame[(frame["action"] == "migrate") & (frame["key"] != "")] if not frame.empty else frame
         if self.fp.ephemeral:
             self.warnings.append("fingerprint key is per process (run through `k3smig run` to compare across phases)")
         self.summary["secrets migrated"] = len(self.to_migrate)
-        self.summary["keys fingerprinted"] = len(frame)
+        self.summary["keys fingerprinted"] = len(migrating)  # keys of the Secrets that migrate
+        self.summary["keys skipped"] = int((frame["action"] == "skip").sum()) if not frame.empty else 0
         return self.save_table("ledger_source", frame)
 
     def platform_secrets(self) -> pd.DataFrame:
@@ -142,19 +163,26 @@ class Secrets(PhaseRun):
         conflicts = result.count("conflict")
         if conflicts:
             self.errors.append(f"{conflicts} Secret(s) conflict with the target (see apply table)")
-        self.summary.update({"secrets written" if self.cfg.apply else "secrets planned": result.changes,
-                             "unchanged": result.count("unchanged"), "conflicts": conflicts})
+        secrets = [i for i in result.items if i.ref_id.startswith("Secret/")]
+        changed = sum(1 for i in secrets if i.action in ("create", "update"))
+        namespaces = sum(1 for i in result.items if i.ref_id.startswith("Namespace/") and i.action == "create")
+        self.summary.update({"secrets written" if self.cfg.apply else "secrets planned": changed,
+                             "unchanged": sum(1 for i in secrets if i.action == "unchanged"), "conflicts": conflicts,
+                             "namespaces created" if self.cfg.apply else "namespaces planned": namespaces})
         return self.save_table("apply", frame)
 
     def verify(self) -> pd.DataFrame:
         """Compare source and target fingerprints key by key."""
         if not self.cfg.apply:
             return pd.DataFrame([{"check": "target fingerprints", "result": "not run: dry run"}])
-        frame = pd.DataFrame(fingerprint_comparison(self.target, self.to_migrate, self.fp))
+        frame = pd.DataFrame(fingerprint_comparison(self.target, self.to_migrate, self.fp, source_secrets(self.cfg)))
         bad = frame[~frame["status"].isin(GOOD)] if not frame.empty else frame
         if len(bad):
             self.errors.append(f"{len(bad)} secret key(s) differ or are missing on the target")
-        self.summary["keys equal on target"] = int((frame["status"] == "equal").sum()) if not frame.empty else 0
+        keyed = frame[frame["key"] != ""] if not frame.empty else frame
+        self.summary["keys compared"] = int((keyed["status"] != NO_DATA).sum()) if not keyed.empty else 0
+        self.summary["keys without data"] = int((keyed["status"] == NO_DATA).sum()) if not keyed.empty else 0
+        self.summary["keys equal on target"] = int((keyed["status"] == "equal").sum()) if not keyed.empty else 0
         return self.save_table("ledger_compare", frame)
 
 

@@ -18,7 +18,7 @@ from k3smig_lib.core.manifest import Manifest
 from k3smig_lib.core.objects import Obj, get_path, ref
 from k3smig_lib.core.ownership import OwnershipPlan
 from k3smig_lib.core.secrets import Fingerprinter
-from k3smig_lib.phases._base import PHASES, PhaseRun, phase_dir, read_result
+from k3smig_lib.phases._base import FINDINGS, PHASES, PhaseRun, phase_dir, read_result, report_status
 from k3smig_lib.phases._context import cleaned, open_source, open_target
 from k3smig_lib.phases._datapath import compare_volume
 from k3smig_lib.phases.export import read_cleaned
@@ -188,32 +188,46 @@ class Validate(PhaseRun):
         """Application checks recorded by phase 70."""
         path = phase_dir(self.cfg, "70_migrate_data") / "app_checks.csv"
         frame = pd.read_csv(path) if path.is_file() else pd.DataFrame()
-        self.checks["applications"] = bool(len(frame)) and bool(frame.get("result").isin(["PASS", "WARN"]).all())
+        self.checks["applications"] = bool(len(frame)) and bool(frame.get("result").isin(["PASS", "DEGRADED"]).all())
+        if len(frame):
+            self.degraded += [f"{r['volume']}: {r['check']} ran with less than asked" for _, r in frame.iterrows()
+                              if r["result"] == "DEGRADED"]
         return self.save_table("apps", frame)
 
     def phases(self) -> pd.DataFrame:
-        """Outcome of every earlier phase of this run."""
-        rows = []
+        """Outcome of every earlier phase of this run, as each phase recorded it (counts are its own lists)."""
+        rows: list[dict[str, object]] = []
         for name in PHASES[:-1]:
             res = read_result(self.cfg, name)
-            rows.append({"phase": name, "status": res["status"] if res else "not run",
-                         "errors": len(res["errors"]) if res else "", "warnings": len(res["warnings"]) if res else ""})
+            if res is None:
+                rows.append({"phase": name, "status": "NOT RUN: not run in this run folder"})
+                continue
+            status = res.get("report_status") or report_status(res)
+            row: dict[str, object] = {"phase": name,
+                                      "status": status + (f": {res['not_run']}" if res.get("not_run") else "")}
+            rows.append({**row, **{kind: len(res.get(kind) or []) for kind in FINDINGS}})
+            if status == "DEGRADED":
+                self.degraded.append(f"phase {name} is DEGRADED (see its report)")
         frame = pd.DataFrame(rows)
-        self.checks["phases"] = bool(frame["status"].isin(["Completed", "PartiallyFailed"]).all())
+        self.checks["phases"] = not any(str(s).startswith("FAIL") for s in frame["status"]) and all(
+            read_result(self.cfg, name) is not None for name in PHASES[:-1])
         return self.save_table("phases", frame)
 
     def verdict(self) -> pd.DataFrame:
         """PASS only when every area passed; the reasons otherwise."""
         verdict = "PASS" if self.checks and all(self.checks.values()) else "FAIL"
+        if verdict == "PASS" and self.degraded:  # listed in the summary: what ran with less than asked
+            verdict = "PASS with notes"
         if not self.cfg.apply:
             verdict = "PLAN ONLY"
         self.summary["verdict"] = verdict
-        marks = {k: "pass" if v else "FAIL" for k, v in self.checks.items()}
-        marks.update({k: f"not checked ({why})" for k, why in self.skipped.items()})
+        marks = {k: "PASS" if v else "FAIL" for k, v in self.checks.items()}
+        marks.update({k: f"NOT RUN: {why}" for k, why in self.skipped.items()})
         self.summary.update({f"check: {k}": v for k, v in marks.items()})
         if verdict == "FAIL":
             self.errors.append("failed checks: " + ", ".join(k for k, v in self.checks.items() if not v))
-        self.save_json("verdict.json", {"verdict": verdict, "checks": self.checks, "not checked": self.skipped})
+        self.save_json("verdict.json", {"verdict": verdict, "checks": self.checks, "not checked": self.skipped,
+                                        "degraded": self.degraded})
         return pd.DataFrame([{"verdict": verdict, **marks}])
 
 

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from k3smig_lib.core import signing
 from k3smig_lib.core.agekey import LEGACY_IDENTITY, identity_path
 from k3smig_lib.core.config import Settings
 from k3smig_lib.core.envsecrets import SECRET_VARS, env_secret_values
@@ -26,8 +27,12 @@ RUN_KEY_LABEL = "k3smig's own run key"
 
 
 def key_values(cfg: Settings, run_key: str) -> dict[bytes, str]:
-    """Keys of the run itself: the HMAC run key and the environment's own age identity once it exists."""
+    """Keys of the run itself: the HMAC run key, the environment's age identity and the run signing key."""
     values = {run_key.encode(): RUN_KEY_LABEL}
+    key_file = signing.key_path()
+    if key_file.is_file():  # the body of the PEM: the private key in any report would show as this text
+        body = "".join(line for line in key_file.read_text().splitlines() if not line.startswith("-----"))
+        values[body.encode()] = "k3smig's run signing key"
     for identity in (identity_path(cfg.environment), cfg.target_path() / LEGACY_IDENTITY):
         if identity.is_file():
             values[identity.read_text().strip().encode()] = f"the age identity of environment {cfg.environment}"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,9 @@ from k3smig_lib.core.objects import canonical_json
 from k3smig_lib.errors import LedgerError
 
 LEDGER = "run.json"
+#: The signed run record (DSSE envelope of an in-toto Statement); written last, so not in the ledger.
+ENVELOPE = "run.intoto.dsse.json"
+_UNLEDGERED = (LEDGER, ENVELOPE)
 
 
 def file_sha256(path: Path) -> str:
@@ -28,12 +33,47 @@ def file_sha256(path: Path) -> str:
 
 
 def hash_tree(run_dir: Path) -> dict[str, str]:
-    """sha256 of every regular file under ``run_dir`` except the ledger itself (relative POSIX paths)."""
-    return {
-        p.relative_to(run_dir).as_posix(): file_sha256(p)
-        for p in sorted(run_dir.rglob("*"))
-        if p.is_file() and not p.is_symlink() and p.relative_to(run_dir).as_posix() != LEDGER
-    }
+    """sha256 of every regular file under ``run_dir`` except the ledger and the envelope (relative POSIX paths).
+
+    Symlinks are never followed (a linked folder would pull outside files into the run); they and other
+    non-regular entries are reported by :func:`shape_problems`.
+    """
+    out: dict[str, str] = {}
+    for folder, dirs, files in os.walk(run_dir, followlinks=False):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(folder, name)
+            rel = path.relative_to(run_dir).as_posix()
+            if rel not in _UNLEDGERED and stat.S_ISREG(path.lstat().st_mode):
+                out[rel] = file_sha256(path)
+    return dict(sorted(out.items()))
+
+
+def shape_problems(run_dir: Path, recorded: dict[str, str]) -> list[str]:
+    """Entries a run folder must not hold: symlinks, FIFOs, devices, sockets, and folders no recorded file needs.
+
+    Hashes cannot see these (a symlink or an empty folder has no content to hash), yet each can mislead
+    a reader or a tool that walks the folder later.
+    """
+    needed = {"."} | {Path(rel).parent.as_posix() for rel in [*recorded, *_UNLEDGERED]}
+    needed |= {parent.as_posix() for rel in recorded for parent in Path(rel).parents}
+    problems = []
+    for folder, dirs, files in os.walk(run_dir, followlinks=False):
+        for name in sorted(dirs + files):
+            path = Path(folder, name)
+            rel = path.relative_to(run_dir).as_posix()
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                problems.append(f"symlink in the run folder: {rel} -> {os.readlink(path)}")
+            elif stat.S_ISDIR(mode):
+                if rel not in needed:
+                    problems.append(f"folder added after the run: {rel}")
+            elif not stat.S_ISREG(mode):
+                what = ("FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode)
+                        else "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special file")
+                problems.append(f"{what} in the run folder: {rel}")
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
+    return problems
 
 
 def chain_record(prev_hash: str, record: dict[str, Any]) -> dict[str, Any]:
@@ -71,8 +111,11 @@ def read_ledger(run_dir: Path) -> dict[str, Any]:
     return data
 
 
-def verify(run_dir: Path) -> list[str]:
+def verify_ledger(run_dir: Path) -> list[str]:
     """Re-hash the run against its ledger; return the problems found (empty = intact).
+
+    This alone proves nothing against someone who can rewrite the ledger: :mod:`k3smig_lib.runbook.record`
+    adds the signature check.
 
     Raises:
         LedgerError: the ledger itself is missing or unreadable.
@@ -96,4 +139,8 @@ def verify(run_dir: Path) -> list[str]:
             problems.append(f"added after the run: {rel}")
         elif recorded[rel] != actual[rel]:
             problems.append(f"changed: {rel}")
-    return problems
+    return problems + shape_problems(run_dir, recorded)
+
+
+#: The hash-only check, kept for callers that verify an unsigned ledger on purpose.
+verify = verify_ledger

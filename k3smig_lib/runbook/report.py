@@ -1,71 +1,206 @@
-"""HTML reports: one per executed notebook (inputs hidden) and the run's ``index.html``."""
+"""Phase reports: one self-contained, offline HTML page per executed notebook, derived only from run files.
+
+An auditor may open one archived report months later, alone: each page therefore starts with the run
+it belongs to (run id, environment, mode, UTC times, k3smig version and commit, parameters digest,
+source and target identity, links to the index and the neighbouring phases), then the phase's summary
+(status in one vocabulary, key figures, each error and warning linking to the table that found it),
+then the notebook's cells with their inputs hidden.
+
+The page is a pure function of three files of the run — the executed notebook, the phase's
+``phase_result.json`` and the run facts of ``run.json`` — so ``k3smig report`` renders it again and the
+bytes match the ledger. Nothing is loaded from elsewhere: nbconvert's ``basic`` template (no require.js,
+MathJax or mermaid), widgets reduced to their text, one small shared style sheet inlined.
+"""
 
 from __future__ import annotations
 
+import copy
 import html
+import json
+import re
 from pathlib import Path
 from typing import Any
 
 import nbformat
 from nbconvert import HTMLExporter
-from nbconvert.preprocessors import TagRemovePreprocessor
 
 from k3smig_lib.core.fsafe import atomic_write
+from k3smig_lib.phases._base import FINDINGS, RESULT_FILE, report_status
 
-
-def notebook_to_html(notebook: Path, out: Path) -> Path:
-    """Render an executed notebook as a report: inputs, prompts and parameter cells hidden."""
-    nb = nbformat.read(str(notebook), as_version=4)
-    exporter = HTMLExporter(template_name="lab")
-    exporter.exclude_input = True
-    exporter.exclude_input_prompt = True
-    exporter.exclude_output_prompt = True
-    remover = TagRemovePreprocessor(remove_cell_tags={"injected-parameters", "parameters"}, enabled=True)
-    exporter.register_preprocessor(remover, enabled=True)
-    body, _ = exporter.from_notebook_node(nb)
-    return atomic_write(out.parent, out.name, body)
-
-
-_STYLE = """
-body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}
-table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}
-th{background:#f3f3f3}.Completed,.PASS{color:#176f2c;font-weight:600}.Failed,.FAIL{color:#b00020;font-weight:600}
-.PartiallyFailed{color:#a15c00;font-weight:600}code{background:#f6f6f6;padding:0 .2rem}
+#: The one style sheet of every page (kept small: it is inlined in each report).
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:1.5rem auto;max-width:78rem;padding:0 1rem;color:#1d1d1d}
+h1{font-size:1.5rem;margin:.2rem 0 .6rem}h2{font-size:1.15rem;margin:1.4rem 0 .4rem}
+a{color:#0b57a4}nav{font-size:.9rem}code,pre{font:12px/1.4 ui-monospace,monospace}
+pre{background:#f6f7f8;padding:.6rem;overflow-x:auto;border:1px solid #e2e4e7}
+table{border-collapse:collapse;margin:.4rem 0;font-size:.86rem}
+td,th{border:1px solid #d7dadf;padding:.25rem .5rem;text-align:left;vertical-align:top;overflow-wrap:break-word}
+th{background:#f1f3f5;position:sticky;top:0}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.s-PASS{color:#0f6b2a;font-weight:600}.s-FAIL{color:#b00020;font-weight:700}
+.s-DEGRADED{color:#8a5300;font-weight:600}.s-NOT-RUN{color:#5b6168;font-weight:600}
+.facts th{width:12rem;position:static}.badge{padding:.1rem .5rem;border:1px solid;border-radius:.3rem}
+.summary{border:1px solid #d7dadf;padding:.4rem 1rem;margin:1rem 0;background:#fbfbfc}
+.cell{margin:.3rem 0;overflow-x:auto}.k3t-note{color:#5b6168;font-size:.8rem;margin:0 0 .8rem}
+details summary{cursor:pointer;color:#0b57a4}.anchor-link{display:none}img,svg{max-width:100%}
+.bar{background:#7aa6d8;height:.9rem}.bar.s-FAIL{background:#d9534f}.bar.s-DEGRADED{background:#e0a040}
+.bar.s-NOT-RUN{background:#b8bcc2}footer{margin-top:2rem;color:#5b6168;font-size:.8rem}
 """
 
 
-def _cell(value: Any) -> str:
+def esc(value: Any) -> str:
+    """Text as HTML."""
     return html.escape(str(value))
 
 
-def write_index(run_dir: Path, header: dict[str, Any], records: list[dict[str, Any]], verdict: str) -> Path:
-    """Write the overview a reviewer opens first: run facts, verdict, one row per phase with its report."""
-    rows = []
-    for r in records:
-        summary = "; ".join(f"{k}: {v}" for k, v in (r.get("summary") or {}).items())
-        problems = "; ".join((r.get("errors") or []) + (r.get("warnings") or []))
-        rows.append(
-            f"<tr><td>{_cell(r['phase'])}</td><td class='{_cell(r['status'])}'>{_cell(r['status'])}</td>"
-            f"<td>{_cell(r.get('seconds', ''))}</td>"
-            f"<td><a href='{_cell(r['phase'])}.html'>report</a> · <a href='{_cell(r['phase'])}.ipynb'>notebook</a></td>"
-            f"<td>{_cell(summary)}</td><td>{_cell(problems)}</td></tr>"
-        )
-    facts = "".join(f"<tr><th>{_cell(k)}</th><td>{_cell(v)}</td></tr>" for k, v in header.items()
-                    if k not in ("parameters",))
-    params = "".join(f"<tr><td><code>{_cell(k)}</code></td><td>{_cell(v)}</td></tr>"
-                     for k, v in sorted((header.get("parameters") or {}).items()))
-    text = f"""<!doctype html><html><head><meta charset="utf-8"><title>k3smig run {_cell(header['run_id'])}</title>
-<style>{_STYLE}</style></head><body>
-<h1>k3smig run <code>{_cell(header['run_id'])}</code></h1>
-<p>Verdict: <span class="{_cell(verdict)}">{_cell(verdict or 'not reached')}</span> ·
-status <span class="{_cell(header.get('status', ''))}">{_cell(header.get('status', ''))}</span> ·
-integrity: <code>k3smig verify {_cell(run_dir)}</code></p>
-<h2>Phases</h2><table><tr><th>phase</th><th>status</th><th>seconds</th><th>open</th><th>summary</th>
-<th>errors / warnings</th></tr>{''.join(rows)}</table>
-<h2>Run</h2><table>{facts}</table>
-<h2>Parameters</h2><table>{params}</table>
-<p>Secret values never appear in this run: every file was scanned for every secret value seen (raw, base64,
-URL-, JSON- and HTML-encoded) after each phase. Fingerprints are keyed HMACs whose key is not stored.</p>
-</body></html>
-"""
-    return atomic_write(run_dir, "index.html", text)
+def badge(word: str) -> str:
+    """A status word, coloured."""
+    return f'<span class="badge s-{esc(word).replace(" ", "-")}">{esc(word)}</span>'
+
+
+def page(title: str, body: str) -> str:
+    """A whole HTML page: no script, no remote resource, the shared style inlined."""
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+            f"<title>{esc(title)}</title><style>{STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")
+
+
+def phase_title(phase: str, notebook: nbformat.NotebookNode | None = None) -> str:
+    """``40 · Export and clean the manifests``: the notebook's own heading, else the phase name."""
+    if notebook is not None and notebook.cells and notebook.cells[0].cell_type == "markdown":
+        first = notebook.cells[0].source.splitlines()[0] if notebook.cells[0].source else ""
+        if first.startswith("# "):
+            return first[2:].strip()
+    return phase.replace("_", " ", 1).replace("_", " ")
+
+
+def mode(params: dict[str, Any]) -> str:
+    """What the run was allowed to do, in words."""
+    text = "apply (writes to the target)" if params.get("apply") else "dry run (nothing written to the target)"
+    return text + ("; provision: true (creates the VM)" if params.get("provision") else "")
+
+
+def identity(side: dict[str, Any] | None) -> str:
+    """One line for a source or target: kind, name, location, version, kube-system UID."""
+    if not side:
+        return "not recorded"
+    parts = [side.get("kind", ""), side.get("cluster_name", ""), side.get("location", ""),
+             side.get("kubernetes_version", ""), side.get("distribution", "")]
+    text = " · ".join(str(p) for p in parts if p)
+    return text + (f" · identity {side['identity']}" if side.get("identity") else "")
+
+
+def run_facts_table(facts: dict[str, Any], extra: list[tuple[str, str]] | None = None) -> str:
+    """The run's identity card, shown on top of every page."""
+    params = facts.get("parameters") or {}
+    rows = [("run", f"<code>{esc(facts.get('run_id', ''))}</code>"), ("environment", esc(facts.get("environment", ""))),
+            ("mode", esc(mode(params))), ("run started (UTC)", esc(facts.get("created", ""))),
+            *(extra or []),
+            ("k3smig", esc(facts.get("code_version", ""))),
+            ("parameters sha256", f"<code>{esc(facts.get('parameters_sha256', ''))}</code>"),
+            ("source", esc(identity(facts.get("source")))), ("target", esc(identity(facts.get("target"))))]
+    return '<table class="facts">' + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
+
+
+def _anchors(nb: nbformat.NotebookNode) -> dict[str, str]:
+    """Report cell method (``tools``) → the HTML id nbconvert gives its cell."""
+    out: dict[str, str] = {}
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            for name in re.findall(r"\bphase\.(\w+)\(", cell.source):
+                out.setdefault(name, f"cell-id={cell.get('id', '')}")
+    return out
+
+
+def _findings(result: dict[str, Any], anchors: dict[str, str]) -> str:
+    labels = {"errors": "Errors", "warnings": "Warnings", "degraded": "Degraded checks", "notes": "Notes"}
+    parts = []
+    for kind in FINDINGS:
+        items = result.get(kind) or []
+        if not items:
+            continue
+        where = (result.get("where") or {}).get(kind) or []
+        lis = []
+        for i, text in enumerate(items):
+            target = anchors.get(where[i] if i < len(where) else "", "")
+            link = f' <a href="#{esc(target)}">(table)</a>' if target else ""
+            lis.append(f"<li>{esc(text)}{link}</li>")
+        parts.append(f"<h3>{labels[kind]} ({len(items)})</h3><ul>{''.join(lis)}</ul>")
+    return "".join(parts) or "<p>No error, warning or note.</p>"
+
+
+def summary_html(result: dict[str, Any], anchors: dict[str, str]) -> str:
+    """Status, key figures and findings: what the reader needs before any table."""
+    status = result.get("report_status") or report_status(result)
+    why = f" — {esc(result['not_run'])}" if result.get("not_run") else ""
+    figures = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in (result.get("summary") or {}).items())
+    table = f'<table class="facts">{figures}</table>' if figures else ""
+    return (f'<section class="summary" id="summary"><h2>Summary: {badge(status)}{why}</h2>{table}'
+            f"{_findings(result, anchors)}</section>")
+
+
+def _for_report(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook as the report shows it: no parameter cells, no heading (the page has it), no widgets."""
+    nb = copy.deepcopy(nb)
+    nb.metadata.pop("widgets", None)
+    cells = [c for c in nb.cells if not {"parameters", "injected-parameters"} & set(c.metadata.get("tags", []))]
+    if cells and cells[0].cell_type == "markdown" and cells[0].source.startswith("# "):
+        cells[0].source = cells[0].source.split("\n", 1)[1].lstrip() if "\n" in cells[0].source else ""
+    for cell in cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            data = out.get("data") or {}
+            if "application/vnd.jupyter.widget-view+json" in data:  # a live widget has no static form
+                out["data"] = {"text/plain": data.get("text/plain", "(interactive widget: open the notebook)")}
+    nb.cells = cells
+    return nb
+
+
+def notebook_body(nb: nbformat.NotebookNode) -> str:
+    """The notebook's cells as HTML (nbconvert's basic template: body only, no script, inputs hidden)."""
+    exporter = HTMLExporter(template_name="basic")
+    exporter.exclude_input = True
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    body, _ = exporter.from_notebook_node(_for_report(nb))
+    return str(body)
+
+
+def _neighbours(phase: str, facts: dict[str, Any]) -> str:
+    order = list(facts.get("phases_selected") or [])
+    links = ['<a href="index.html">run index</a>']
+    if phase in order:
+        i = order.index(phase)
+        if i > 0:
+            links.append(f'previous: <a href="{esc(order[i - 1])}.html">{esc(order[i - 1])}</a>')
+        if i + 1 < len(order):
+            links.append(f'next: <a href="{esc(order[i + 1])}.html">{esc(order[i + 1])}</a>')
+    return "<nav>" + " · ".join(links) + "</nav>"
+
+
+def render_phase(run_dir: Path, phase: str, facts: dict[str, Any]) -> str:
+    """The report of one phase, from the run's files only (see the module docstring).
+
+    Args:
+        run_dir: the run folder.
+        phase: phase name (``40_export_manifests``).
+        facts: the run facts of the ledger's header (``run.json`` without files and records).
+    """
+    nb = nbformat.read(str(run_dir / f"{phase}.ipynb"), as_version=4)
+    result_file = run_dir / "artifacts" / phase / RESULT_FILE
+    result: dict[str, Any] = json.loads(result_file.read_text()) if result_file.is_file() else {
+        "status": "Failed", "errors": ["the phase wrote no result: its notebook stopped before the outcome cell"]}
+    title = phase_title(phase, nb)
+    status = result.get("report_status") or report_status(result)
+    times = [("phase started (UTC)", esc(result.get("started", ""))),
+             ("phase finished (UTC)", esc(result.get("finished", "")))]
+    body = (f"<header>{_neighbours(phase, facts)}<h1>{esc(title)}</h1>{run_facts_table(facts, times)}</header>\n"
+            f"{summary_html(result, _anchors(nb))}\n<main>\n{notebook_body(nb)}\n</main>\n"
+            f'<footer>Rendered from <a href="{esc(phase)}.ipynb">the executed notebook</a> and '
+            f'<a href="artifacts/{esc(phase)}/{RESULT_FILE}">the phase result</a>; every file of the run is listed '
+            "with its sha256 in run.json and signed (see the run index). Re-render: "
+            f"<code>k3smig report runs/{esc(facts.get('run_id', ''))}</code>.</footer>")
+    return page(f"{title} · {status} · k3smig run {facts.get('run_id', '')}", body)
+
+
+def write_phase_report(run_dir: Path, phase: str, facts: dict[str, Any]) -> Path:
+    """Render and write ``<phase>.html`` into the run folder (confined, atomic)."""
+    return atomic_write(run_dir, f"{phase}.html", render_phase(run_dir, phase, facts))

@@ -29,16 +29,19 @@ from k3smig_lib.core.dirlock import DirectoryLock
 from k3smig_lib.core.fsafe import atomic_write, remove_leftovers
 from k3smig_lib.core.leakgate import scan
 from k3smig_lib.core.objects import sha256_of
+from k3smig_lib.core.paths import scrub, shown
 from k3smig_lib.core.secrets import RUN_KEY_ENV
 from k3smig_lib.errors import K3sMigError, ParameterError, PhaseError
 from k3smig_lib.k8s.lock import RunLock
 from k3smig_lib.log import logger
-from k3smig_lib.phases._base import PHASES, RESULT_FILE, now_iso, phase_dir
-from k3smig_lib.phases._context import open_source, target_ref
+from k3smig_lib.phases._base import PHASES, RESULT_FILE, now_iso, phase_dir, report_status
+from k3smig_lib.phases._context import open_source, open_target, target_ref
+from k3smig_lib.runbook.index import write_index
 from k3smig_lib.runbook.kernels import RunKernelManager, private_kernels, remove_stale
 from k3smig_lib.runbook.leaks import env_values, gate, key_values, source_values
 from k3smig_lib.runbook.ledger import chain_record, read_ledger, write_ledger
-from k3smig_lib.runbook.report import notebook_to_html, write_index
+from k3smig_lib.runbook.record import anchor, sign_run, signing_facts, write_public_key
+from k3smig_lib.runbook.report import write_phase_report
 from k3smig_lib.show import BATCH_ENV
 
 NOTEBOOKS = PACKAGE_ROOT / "notebooks"
@@ -52,6 +55,8 @@ class RunOutcome:
     status: str
     verdict: str
     failed_phase: str = ""
+    digest: str = ""
+    anchor: str = ""
 
     @property
     def exit_code(self) -> int:
@@ -111,8 +116,12 @@ def code_version() -> str:
     try:
         commit = subprocess.run(["git", "-C", str(PACKAGE_ROOT), "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+        changed = subprocess.run(["git", "-C", str(PACKAGE_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                                 capture_output=True, text=True, timeout=10, check=False).stdout.strip()
     except OSError:
-        commit = ""
+        commit = changed = ""
+    if commit and changed:  # the report must not claim a commit whose code did not run as committed
+        commit += ", with uncommitted changes"
     return f"k3smig {version('k3smig')}" + (f" ({commit})" if commit else "")
 
 
@@ -170,6 +179,7 @@ class Runner:
         self.header: dict[str, Any] = {
             "run_id": run_dir.name, "environment": self.cfg.environment, "created": now_iso(),
             "code_version": code_version(), "parameters": params, "parameters_sha256": sha256_of(params),
+            "parameters_shown": {k: scrub(v) if isinstance(v, str) else v for k, v in params.items()},
             "status": "running",
         }
 
@@ -207,17 +217,21 @@ class Runner:
             error = f"{e.ename}: {e.evalue}"[:500]
         except (DeadKernelError, CellTimeoutError) as e:  # the kernel died (OOM, killed) or hung
             error = f"{type(e).__name__}: {e}"[:500]
-        if out.is_file():
-            notebook_to_html(out, self.run_dir / f"{phase}.html")
         result = json.loads(result_path.read_text()) if result_path.is_file() else {}
         if error and result.get("status") != "Failed":  # a cell raised before the phase could record it
-            result = {**result, "phase": phase, "status": "Failed", "errors": [*result.get("errors", []), error]}
+            result = {**result, "phase": phase, "status": "Failed", "errors": [*result.get("errors", []), scrub(error)]}
+            result["report_status"] = report_status(result)
             atomic_write(self.run_dir, f"artifacts/{phase}/{RESULT_FILE}",
                          json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+        if out.is_file():
+            write_phase_report(self.run_dir, phase, self.header)
         status = "Failed" if error else result.get("status", "Failed")
-        return {"phase": phase, "status": status, "started": started, "seconds": round(time.monotonic() - t0, 2),
-                "summary": result.get("summary", {}), "errors": result.get("errors") or ([error] if error else []),
-                "warnings": result.get("warnings", [])}
+        record = {"phase": phase, "status": status, "started": started, "seconds": round(time.monotonic() - t0, 2),
+                  "summary": result.get("summary", {}), "errors": result.get("errors") or ([scrub(error)] if error
+                                                                                           else []),
+                  "warnings": result.get("warnings", []), "notes": result.get("notes", []),
+                  "degraded": result.get("degraded", []), "not_run": result.get("not_run", "")}
+        return {**record, "report_status": report_status(record)}
 
     def _gate(self, values: dict[bytes, str]) -> None:
         report = scan(self.run_dir, values)
@@ -245,13 +259,13 @@ class Runner:
             from k3smig_lib.backends.live_target import LiveTarget
 
             lock = LiveTarget(target_ref(self.cfg)).lock(self.run_dir.name)
-            self.header["run_lock"] = lock.acquire().report
+            self.header["run_lock"] = scrub(lock.acquire().report)
             return lock
         dir_lock = DirectoryLock(self.cfg.target_path(), self.run_dir.name)
-        self.header["run_lock"] = dir_lock.acquire().report
+        self.header["run_lock"] = scrub(dir_lock.acquire().report)
         removed = leftovers_of_killed_runs(self.cfg.target_path())
         if removed:
-            self.header["leftovers_removed"] = [str(p) for p in removed]
+            self.header["leftovers_removed"] = [shown(p) for p in removed]
             logger.warning("removed %d leftovers of a killed run under %s", len(removed), self.cfg.target_path())
         return dir_lock
 
@@ -265,6 +279,8 @@ class Runner:
                 raise
             logger.warning("source unreadable (%s): running preflight only", e)
             values, phases = {**env_values(), **key_values(self.cfg, self.run_key)}, ["00_preflight"]
+        self.header.setdefault("source", self._identity("source"))
+        self.header.setdefault("target", self._identity("target"))
         self._create_run_dir()
         self._save()  # from here on, --resume finds a ledger even after SIGKILL
         failed = ""
@@ -284,6 +300,16 @@ class Runner:
                     break
         return self._close(failed)
 
+    def _identity(self, side: str) -> dict[str, str]:
+        """Source or target as every report's header names it (paths shown project- or home-relative)."""
+        if side == "target" and self.cfg.target_kind == "directory":  # opening it could create the age key
+            return {"kind": "directory", "location": shown(self.cfg.target_path()), "distribution": "k3s (GitOps tree)"}
+        try:
+            info = vars(open_source(self.cfg).info() if side == "source" else open_target(self.cfg).info())
+        except K3sMigError as e:
+            return {"kind": side, "location": f"not readable: {scrub(str(e))[:200]}"}
+        return {k: scrub(str(v)) for k, v in info.items() if v}
+
     def _verdict(self) -> str:
         verdict_file = phase_dir(self.cfg, "90_validate_migration") / "verdict.json"
         return str(json.loads(verdict_file.read_text())["verdict"]) if verdict_file.is_file() else ""
@@ -298,8 +324,20 @@ class Runner:
         status = "Failed" if failed else ("PartiallyFailed" if "PartiallyFailed" in latest.values() else "Completed")
         verdict = self._verdict()
         self.header.update({"status": status, "finished": now_iso(), "verdict": verdict, "failed_phase": failed})
+        self.header["signing"] = signing_facts(write_public_key(self.run_dir))
         self._save()
-        return RunOutcome(self.run_dir, status, verdict, failed)
+        digest = sign_run(self.run_dir)  # after the last write into the run folder
+        return RunOutcome(self.run_dir, status, verdict, failed, digest=digest, anchor=self._anchor(digest))
+
+    def _anchor(self, digest: str) -> str:
+        """Record the run digest on the target it wrote to (never in a dry run); say where, or why not."""
+        if not self.cfg.apply:
+            return "not recorded: dry run (nothing was written to the target)"
+        try:
+            return anchor(self.cfg, self.run_dir.name, digest)
+        except K3sMigError as e:
+            logger.warning("run digest not recorded on the target: %s", e)
+            return f"not recorded: {e}"
 
 
 def new_run_dir(runs_root: Path, environment: str) -> Path:
@@ -355,6 +393,11 @@ def resume(run_dir: Path) -> RunOutcome:
         raise PhaseError(f"run {run_dir.name} already completed every phase", fix="start a new run instead")
     runner = Runner(dict(ledger["parameters"]), run_dir.resolve(), records, resumed=True)
     runner.header["created"] = ledger.get("created", runner.header["created"])
+    # the reports of the phases already run name the first attempt's code and clusters: keep them, so every
+    # page re-renders from run.json; a resume under other code is recorded beside
+    if ledger.get("code_version", runner.header["code_version"]) != runner.header["code_version"]:
+        runner.header["resumed_code_version"] = runner.header["code_version"]
+    runner.header.update({k: ledger[k] for k in ("code_version", "source", "target") if k in ledger})
     runner.header["resumed"] = now_iso()
     runner.header["phases_selected"] = ledger.get("phases_selected", list(PHASES))
     return runner.run(todo)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,11 @@ from k3smig_lib.k8s.lock import LockHeldError
 from k3smig_lib.k8s.quiesce import restore
 from k3smig_lib.k8s.volhelper import remaining
 from k3smig_lib.runbook import runner
+from k3smig_lib.runbook.record import ANCHOR_ANNOTATION, ANCHOR_NAMESPACE, anchor_name, verify_run
+from k3smig_lib.runbook.rerender import rerender
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+import invariants  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS = REPO / "parameters" / "sandbox.yaml"
@@ -90,6 +96,32 @@ def test_the_five_volumes_are_proven_every_held_workload_released_and_no_helper_
         results = {row["check"]: row["result"] for row in csv.DictReader(fh)}
     assert results["vaultwarden keys, attachments, sends"] == "PASS" and results["grafana dashboards"] == "PASS"
     assert results["gitlab runner overlap"] == "PASS"  # held on the target until cutover
+
+
+def test_phase_70_live_report_shows_release_downtime_and_links_each_volume_to_its_checksums(first):
+    with (first.run_dir / "artifacts" / "70_migrate_data" / "released.csv").open() as fh:
+        released = list(csv.DictReader(fh))
+    assert {row["released"] for row in released} == {"PASS"}
+    downtimes = [int(row["downtime (s)"]) for row in released if row.get("downtime (s)")]
+    assert downtimes and summary(first.run_dir, "70_migrate_data")["summary"]["longest downtime (s)"] == max(downtimes)
+    page = (first.run_dir / "70_migrate_data.html").read_text()
+    links = set(re.findall(r'href="(artifacts/70_migrate_data/manifests/[^"]+)"', page))
+    assert len(links) == 10 and all((first.run_dir / link).is_file() for link in links)
+    assert 'title="' in page and " KiB</td>" in page  # byte counts for people, exact count in the tooltip
+    assert "True</td>" not in page and "False</td>" not in page  # statuses worded, never a bare boolean
+
+
+def test_the_live_run_reconciles_is_signed_and_anchored_on_the_target(first, sandbox):
+    assert invariants.problems(first.run_dir) == []
+    assert verify_run(first.run_dir, against_target=True) == []
+    assert rerender(first.run_dir) == []
+    target = LiveTarget(ClusterRef(str(sandbox.kubeconfig), "k3smig-target", "target"))
+    record = target.get({"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": anchor_name(first.run_dir.name), "namespace": ANCHOR_NAMESPACE}})
+    assert record is not None and record["metadata"]["annotations"][ANCHOR_ANNOTATION] == f"sha256:{first.digest}"
+    for page in first.run_dir.glob("*.html"):
+        text = page.read_text()
+        assert "<script" not in text and "cdnjs" not in text and str(REPO) not in text, page.name
 
 
 def test_the_export_is_also_a_snapshot_folder(first, live):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import yaml
 
 from k3smig_lib.core.config import Settings
+from k3smig_lib.core.htmltable import table_html
 from k3smig_lib.core.manifest import Entry, Manifest
 from k3smig_lib.core.ownership import plan_ownership
 from k3smig_lib.phases import data
@@ -17,7 +19,8 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "prod-cluster"
 
 
 def settings(tmp_path: Path, snapshot: Path, **extra: object) -> Settings:
-    return Settings(environment="unit", apply=True, run_dir=str(tmp_path / "run"), source_snapshot=str(snapshot),
+    extra = {"apply": True, **extra}
+    return Settings(environment="unit", run_dir=str(tmp_path / "run"), source_snapshot=str(snapshot),
                     target_dir=str(tmp_path / "target"), **extra)  # type: ignore[arg-type]
 
 
@@ -44,8 +47,39 @@ def test_a_target_claim_too_small_is_refused_before_anything_is_written(tmp_path
     row = table[table["volume"] == "vaultwarden/vaultwarden-data"].iloc[0]
     assert not row["fits"]
     assert any("target claim requests 1024" in e and "refused before any write" in e for e in phase.errors)
-    assert phase.transfer().iloc[0]["result"].startswith("not run")
+    assert phase.transfer().iloc[0]["result"].startswith("NOT RUN: ")
     assert not (tmp_path / "target" / "volumes").exists()
+    held = phase.release()  # nothing proven: every held workload stays at 0, worded from the one vocabulary
+    assert len(held) == 5 and all(r.startswith("NOT RUN: held at 0 replicas: volumes not proven: ")
+                                  for r in held["released"])
+    html = table_html(table)  # byte counts for people, the exact count kept in the tooltip and the CSV
+    assert '<td class="n" title="1024 bytes">1.0 KiB</td>' in html and '<td class="s-FAIL">FAIL</td>' in html
+    assert "1024" in (tmp_path / "run" / "artifacts" / "70_migrate_data" / "capacity.csv").read_text()
+    phase.close()
+
+
+def test_phase_70_tables_say_not_run_in_a_dry_run_and_link_each_volume_to_its_checksums(tmp_path):
+    phase = data.start(settings(tmp_path, EXAMPLE, apply=False))
+    phase.volume_table()
+    manifests = phase.source_manifests_table()
+    assert list(manifests["per-file checksums"])[0] == "monitoring__grafana-data.source.json"
+    assert 'href="artifacts/70_migrate_data/manifests/monitoring__grafana-data.source.json"' in table_html(manifests)
+    for table in (phase.transfer(), phase.verify(), phase.app_checks()):
+        assert all(str(r).startswith("NOT RUN: dry run") for r in table["result"]), table
+    assert all(str(r).startswith("NOT RUN: dry run") for r in phase.release()["released"])
+    phase.close()
+
+
+def test_phase_70_transfer_and_proof_link_every_volume_to_the_checksums_of_both_sides(tmp_path):
+    phase = data.start(settings(tmp_path, EXAMPLE))
+    for step in (phase.volume_table, phase.source_manifests_table, phase.ownership, phase.capacity):
+        step()
+    transfer, proof = phase.transfer(), phase.verify()
+    run = tmp_path / "run"
+    links = re.findall(r'href="([^"]+)"', table_html(transfer) + table_html(proof))
+    manifests = {link for link in links if "/manifests/" in link}
+    assert len(manifests) == 2 * len(phase.volumes) and all((run / link).is_file() for link in manifests)
+    assert set(phase.release()["released"]) == {"PASS"}
     phase.close()
 
 
