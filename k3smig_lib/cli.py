@@ -64,6 +64,17 @@ def _cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rules(args: argparse.Namespace) -> int:
+    from k3smig_lib.core.clean.ruledoc import rules_table
+    from k3smig_lib.core.clean.rules import RULES
+
+    unknown = [rule_id for rule_id in args.ids if rule_id not in RULES]
+    if unknown:
+        raise K3sMigError(f"unknown rule ID: {', '.join(unknown)}", fix="run `k3smig rules` for the whole table")
+    print(rules_table([RULES[rule_id] for rule_id in args.ids] if args.ids else None), end="")
+    return 0
+
+
 SANDBOX_STATE = PACKAGE_ROOT / ".cache" / "sandbox" / "state"
 
 
@@ -117,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--storage-class", default="local-path")
     clean.add_argument("--ingress-class", default="nginx")
     clean.set_defaults(func=_cmd_clean)
+    rules = sub.add_parser("rules", help="print the cleaning rules (docs/cleaning-rules.md) as a Markdown table")
+    rules.add_argument("ids", nargs="*", metavar="ID", help="only these rules, e.g. W1 KEEP4")
+    rules.set_defaults(func=_cmd_rules)
     box = sub.add_parser("sandbox", help="local source and K3s-like target clusters on 127.0.0.1 (for tests)")
     box.add_argument("action", choices=["up", "down", "status"])
     box.add_argument("--state", default=str(SANDBOX_STATE), help="state folder (kubeconfig, logs, volumes)")

@@ -2,7 +2,7 @@
 
 Papermill copies every parameter into each executed notebook and its metadata, so this model is also
 the gate that keeps secrets out: unknown or misspelled keys fail with a "did you mean" fix, and
-secret-looking names or values are refused before anything runs (RELIABILITY-CASES cases 3 and 29).
+secret-looking names or values are refused before anything runs (docs/safety.md cases 3 and 29).
 Defaults are safe: plan only, the bundled example as source, a directory as target.
 """
 
