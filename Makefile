@@ -8,10 +8,11 @@ STAMP  := $(VENV)/.installed
 K3SMIG_CACHE ?= $(HOME)/.cache/k3smig
 export PATH := $(CURDIR)/.cache/tools/bin:$(PATH)
 
-.PHONY: demo-live integration sandbox-up sandbox-down demo test unit notebooks-test lint golden notebooks bench system-deps clean-runs help
+.PHONY: demo-live integration sandbox-up sandbox-down demo test check unit notebooks-test lint golden notebooks bench system-deps clean-runs help
 
 help:
 	@echo "make demo   - install into .venv and run the ten phases on the bundled example"
+	@echo "make check  - the fast tier for contributors: ruff, mypy, import-linter, unit tests"
 	@echo "make test   - install everything the tests need, then run lint and the whole test suite"
 	@echo "make golden - regenerate the golden executed notebooks (review the diff)"
 
@@ -51,6 +52,10 @@ test: $(STAMP) system-deps lint
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
+
+# The fast tier (see CONTRIBUTING.md): lint and unit tests, no cluster and no Go-built tool to build.
+# `make test` stays the full suite that CI runs.
+check: lint unit
 
 notebooks:
 	$(BIN)/python scripts/write_notebooks.py
