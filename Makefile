@@ -66,7 +66,8 @@ test: $(STAMP) system-deps lint
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
-# The fast tier (see CONTRIBUTING.md): lint and unit tests, no cluster and no Go-built tool to build.
+# The fast tier (see CONTRIBUTING.md): lint and unit tests, no cluster. Some unit tests run the real kubectl,
+# sops and promtool from the shared tool cache (make system-deps builds them once; a missing one fails and says how).
 # `make test` stays the full suite that CI runs.
 check: lint unit
 
