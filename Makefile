@@ -8,22 +8,36 @@ STAMP  := $(VENV)/.installed
 K3SMIG_CACHE ?= $(HOME)/.cache/k3smig
 export PATH := $(CURDIR)/.cache/tools/bin:$(PATH)
 
-.PHONY: demo-live integration sandbox-up sandbox-down demo test unit notebooks-test lint golden notebooks bench system-deps clean-runs help
+.PHONY: demo-live integration sandbox-up sandbox-down demo test check lock unit notebooks-test lint golden notebooks bench system-deps clean-runs help
 
 help:
 	@echo "make demo   - install into .venv and run the ten phases on the bundled example"
+	@echo "make check  - the fast tier for contributors: ruff, mypy, import-linter, unit tests"
 	@echo "make test   - install everything the tests need, then run lint and the whole test suite"
 	@echo "make golden - regenerate the golden executed notebooks (review the diff)"
+	@echo "make lock   - refresh constraints.txt from pyproject.toml (review the diff)"
 
 .cache:
 	mkdir -p $(K3SMIG_CACHE)
 	ln -sfn $(K3SMIG_CACHE) .cache
 
-$(STAMP): pyproject.toml | .cache
+# Installs the versions of constraints.txt (the lock), so a fresh machine gets what the tests passed with.
+$(STAMP): pyproject.toml constraints.txt | .cache
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+# Refresh the lock: resolve pyproject.toml afresh in a throw-away virtualenv, write what it installed.
+LOCK_VENV := .lock-venv
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/pip install --quiet '.[dev]'
+	$(LOCK_VENV)/bin/python scripts/write_lock.py $(LOCK_VENV)/bin/python
+	rm -rf $(LOCK_VENV)
+	@echo "review git diff constraints.txt, then make check"
 
 demo: $(STAMP)
 	$(BIN)/k3smig demo
@@ -51,6 +65,11 @@ test: $(STAMP) system-deps lint
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
+
+# The fast tier (see CONTRIBUTING.md): lint and unit tests, no cluster. Some unit tests run the real kubectl,
+# sops and promtool from the shared tool cache (make system-deps builds them once; a missing one fails and says how).
+# `make test` stays the full suite that CI runs.
+check: lint unit
 
 notebooks:
 	$(BIN)/python scripts/write_notebooks.py

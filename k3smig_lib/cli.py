@@ -1,7 +1,8 @@
 """``k3smig`` command line: run, resume, verify, demo, clean — the edge where errors become exit codes.
 
 Library errors (``K3sMigError``) are printed as one readable line with their fix; anything else is a
-bug and keeps its traceback.
+bug and keeps its traceback. Exit codes: 0 Completed, 3 PartiallyFailed, 1 Failed, 2 usage error (an
+unknown argument or parameter, a file that does not exist, ``--phases`` selecting nothing).
 """
 
 from __future__ import annotations
@@ -15,19 +16,27 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from k3smig_lib.core.config import NO_PHONE_HOME, PACKAGE_ROOT
-from k3smig_lib.errors import K3sMigError
+from k3smig_lib.errors import K3sMigError, UsageError
 
 DEMO_PARAMS = PACKAGE_ROOT / "parameters" / "demo.yaml"
+
+
+def _existing(path: str, what: str, fix: str) -> Path:
+    """``path`` as given on the command line; a usage error (exit 2) when nothing is there."""
+    if not Path(path).exists():
+        raise UsageError(f"{what} {path} does not exist", fix=fix)
+    return Path(path)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from k3smig_lib.runbook import runner
 
     if args.resume:
+        _existing(args.resume, "run folder", "give a folder under runs/ (`ls runs`)")
         outcome = runner.resume(Path(args.resume))
     else:
         if not args.params:
-            raise K3sMigError("no parameters file given", fix="run `k3smig run parameters/<env>.yaml`")
+            raise UsageError("no parameters file given", fix="run `k3smig run parameters/<env>.yaml`")
         outcome = runner.run(Path(args.params), phases=args.phases, runs_root=Path(args.runs))
     print(f"run: {outcome.run_dir}")
     print(f"status: {outcome.status}" + (f" (failed in {outcome.failed_phase})" if outcome.failed_phase else ""))
@@ -48,7 +57,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from k3smig_lib.runbook.record import verify_run
 
     keys = [Path(k) for k in args.key] if args.key else None
-    problems = verify_run(Path(args.run), keys=keys, against_target=args.against_target)
+    problems = verify_run(_existing(args.run, "run folder", "give a folder under runs/ (`ls runs`)"), keys=keys,
+                          against_target=args.against_target)
     if problems:
         print(f"verification FAILED for {args.run}:")
         for p in problems:
@@ -76,9 +86,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_clean(args: argparse.Namespace) -> int:
     from k3smig_lib.cleancli import clean_export
 
-    summary = clean_export(Path(args.export), Path(args.out), age_recipient=args.age_recipient,
+    export = _existing(args.export, "export folder", "give a folder of `kubectl get -o yaml` files")
+    summary = clean_export(export, Path(args.out), age_recipient=args.age_recipient,
                            storage_class=args.storage_class, ingress_class=args.ingress_class)
     print(summary)
+    return 0
+
+
+def _cmd_rules(args: argparse.Namespace) -> int:
+    from k3smig_lib.core.clean.ruledoc import rules_table
+    from k3smig_lib.core.clean.rules import RULES
+
+    unknown = [rule_id for rule_id in args.ids if rule_id not in RULES]
+    if unknown:
+        raise UsageError(f"unknown rule ID: {', '.join(unknown)}", fix="run `k3smig rules` for the whole table")
+    print(rules_table([RULES[rule_id] for rule_id in args.ids] if args.ids else None), end="")
     return 0
 
 
@@ -143,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--storage-class", default="local-path")
     clean.add_argument("--ingress-class", default="nginx")
     clean.set_defaults(func=_cmd_clean)
+    rules = sub.add_parser("rules", help="print the cleaning rules (docs/cleaning-rules.md) as a Markdown table")
+    rules.add_argument("ids", nargs="*", metavar="ID", help="only these rules, e.g. W1 KEEP4")
+    rules.set_defaults(func=_cmd_rules)
     box = sub.add_parser("sandbox", help="local source and K3s-like target clusters on 127.0.0.1 (for tests)")
     box.add_argument("action", choices=["up", "down", "status"])
     box.add_argument("--state", default=str(SANDBOX_STATE), help="state folder (kubeconfig, logs, volumes)")
@@ -168,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except K3sMigError as e:
         print(f"k3smig: error: {e}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(e, UsageError) else 1
     except KeyboardInterrupt:
         print("k3smig: interrupted; `k3smig run --resume RUN` continues a run", file=sys.stderr)
         return 130

@@ -63,7 +63,14 @@ class FatalError(K3sMigError):
     """A failure no retry cures: bad input, a conflict, a failed proof."""
 
 
-class ParameterError(FatalError):
+class UsageError(FatalError):
+    """The command was called wrongly: a bad argument or parameter, a file that does not exist.
+
+    The ``k3smig`` command exits with code 2 for these (1 for every other failure).
+    """
+
+
+class ParameterError(UsageError):
     """A parameters file or notebook parameter is wrong (unknown, misspelled, secret-looking)."""
 
 

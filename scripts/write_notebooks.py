@@ -117,8 +117,8 @@ SPEC: dict[str, dict[str, object]] = {
     },
     "40_export_manifests": {
         "title": "40 · Export and clean the manifests",
-        "purpose": "Keep every object as exported (hashed), clean it with the rule engine (CLEANING-RULES), and "
-                   "show why each object or field was removed or rewritten.",
+        "purpose": "Keep every object as exported (hashed), clean it with the rule engine "
+                   "(docs/cleaning-rules.md), and show why each object or field was removed or rewritten.",
         "pre": "A readable source.",
         "changes": "Nothing outside the run folder.",
         "rollback": "Nothing to roll back.",

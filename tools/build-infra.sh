@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build OpenTofu and the Scaleway Terraform provider from their Go modules (SANDBOX-RECIPE.md §8) and
+# Build OpenTofu and the Scaleway Terraform provider from their Go modules (docs/sandbox.md, "OpenTofu offline") and
 # lay out the offline filesystem mirror the infra tests init against.
 #
 # Incremental: a binary already in the cache at the pinned version is kept, so the second run takes

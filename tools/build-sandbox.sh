@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the local Kubernetes sandbox's binaries from upstream Go modules (see SANDBOX-RECIPE.md).
+# Build the local Kubernetes sandbox's binaries from upstream Go modules (see docs/sandbox.md).
 #
 # Why a script and not `go install`: k8s.io/kubernetes and go.etcd.io/etcd/server/v3 carry `replace`
 # directives, which `go install pkg@version` refuses; so each tool group has a tools module under

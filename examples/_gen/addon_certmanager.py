@@ -1,7 +1,7 @@
 """cert-manager, installed with Helm, with its CRDs, the ACME ClusterIssuer and its account key.
 
 The controller runs with ``--enable-certificate-owner-ref``, so the applications' TLS Secrets are
-owned by their Certificates. A migration drops cert-manager itself (CLEANING-RULES W11) but keeps
+owned by their Certificates. A migration drops cert-manager itself (docs/cleaning-rules.md W11) but keeps
 the ACME account-key Secret and the TLS Secrets (KEEP4), or Let's Encrypt re-issues everything.
 """
 

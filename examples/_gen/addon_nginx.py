@@ -1,6 +1,6 @@
 """The ingress-nginx controller, installed with Helm, behind a Scaleway load balancer.
 
-On the target ingress-nginx comes from Ansible, so a migration drops all of this (CLEANING-RULES W11).
+On the target ingress-nginx comes from Ansible, so a migration drops all of this (docs/cleaning-rules.md W11).
 Its LoadBalancer Service shows the Scaleway cloud controller's annotations and address.
 """
 

@@ -2,7 +2,7 @@
 
 ``grafana-lb`` is a LoadBalancer Service with Scaleway annotations, an allocated NodePort and an
 external IP; the Ingress ``grafana`` routes to the same Service. On K3s this pattern must become a
-ClusterIP Service behind ingress-nginx (CLEANING-RULES K6). A PodDisruptionBudget with one
+ClusterIP Service behind ingress-nginx (docs/cleaning-rules.md K6). A PodDisruptionBudget with one
 replica (no disruption allowed) and an explicitly applied Certificate complete the picture.
 """
 

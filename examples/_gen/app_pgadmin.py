@@ -1,7 +1,7 @@
 """Namespace ``pgadmin``: pgAdmin on a ReadWriteMany volume (uid 5050) with an HPA, and an external database.
 
 The claim asks for ``ReadWriteMany`` on ``scw-bssd-retain`` (the HPA may run several replicas),
-which K3s's node-local ``local-path`` cannot honour (CLEANING-RULES T2). ``postgres-external`` is
+which K3s's node-local ``local-path`` cannot honour (docs/cleaning-rules.md T2). ``postgres-external`` is
 a selectorless Service whose hand-written Endpoints point at a managed PostgreSQL outside the
 cluster: they must be kept (KEEP3).
 """

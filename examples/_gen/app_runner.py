@@ -1,7 +1,7 @@
 """Namespace ``gitlab-runner``: a runner pinned to one node, its tokens, a completed Job and a CronJob.
 
 The Deployment's ``nodeSelector`` names a source node (``kubernetes.io/hostname``), which does not
-exist on K3s (CLEANING-RULES K9). Images come from a private GitLab registry through a
+exist on K3s (docs/cleaning-rules.md K9). Images come from a private GitLab registry through a
 ``kubernetes.io/dockerconfigjson`` pull Secret. The namespace also carries RBAC, a legacy token
 Secret, a ResourceQuota and a LimitRange for CI job pods.
 """

@@ -3,7 +3,7 @@
 The issuer is the ACME ClusterIssuer ``letsencrypt-prod``. The certificates are real X.509 but signed
 by a fake intermediate, so they verify nowhere. cert-manager runs with
 ``--enable-certificate-owner-ref``: each TLS Secret is owned by its Certificate, which makes a naive
-"drop everything owned" cleaner throw the Secret away and re-issue (CLEANING-RULES KEEP4).
+"drop everything owned" cleaner throw the Secret away and re-issue (docs/cleaning-rules.md KEEP4).
 """
 
 from __future__ import annotations

@@ -193,7 +193,7 @@ class DirectoryTarget:
             {
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
                 "kind": "Kustomization",
-                "sortOptions": {"order": "fifo"},  # keep k3smig's apply order (CLEANING-RULES §8)
+                "sortOptions": {"order": "fifo"},  # keep k3smig's apply order (docs/cleaning-rules.md §8)
                 "resources": [rel.removeprefix("manifests/") for rel, _ in files],
             }
         )

@@ -3,7 +3,7 @@
 ``apply(objects, dry_run=True)`` is the plan: every object is read (GET) and, server-side,
 dry-run applied (``dryRun=All``); what the server *would* store is compared with what it stores
 (metadata noise ignored) → ``create`` / ``unchanged`` / ``update`` / ``conflict``. Conflict policy
-(RELIABILITY-CASES cases 4, 5, 12):
+(docs/safety.md cases 4, 5, 12):
 
 - ``fail`` (default): an existing object that differs is a *conflict*, reported with the differing
   field paths (names only, never a Secret's values); when any conflict exists nothing is written.
@@ -206,7 +206,7 @@ class LiveTarget:
         """Plan ``objects`` (server-side dry run) and, unless ``dry_run`` or a conflict, apply them in order.
 
         Args:
-            objects: cleaned objects, in any order (sorted here, CLEANING-RULES §8).
+            objects: cleaned objects, in any order (sorted here, docs/cleaning-rules.md §8).
             dry_run: plan only; nothing is stored.
             existing: conflict policy for this call (default: the target's).
 

@@ -2,7 +2,7 @@
 
 Papermill copies every parameter into each executed notebook and its metadata, so this model is also
 the gate that keeps secrets out: unknown or misspelled keys fail with a "did you mean" fix, and
-secret-looking names or values are refused before anything runs (RELIABILITY-CASES cases 3 and 29).
+secret-looking names or values are refused before anything runs (docs/safety.md cases 3 and 29).
 Defaults are safe: plan only, the bundled example as source, a directory as target.
 """
 
@@ -198,15 +198,27 @@ def check_parameters(params: Mapping[str, Any], *, source: str = "parameters") -
         source: where they come from, for the message.
 
     Raises:
-        ParameterError: naming the key and how to fix it.
+        ParameterError: naming the key and how to fix it; every unknown key at once.
     """
     known = set(Settings.model_fields)
+    unknown: list[str] = []
     for key, value in params.items():
         _check_secretish(key, value)
         if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f"rename it to {close[0]!r}" if close else "remove it (see the parameters reference in README.md)"
-            raise ParameterError(f"unknown parameter {key!r} in {source}", fix=hint)
+            unknown.append(key)
+    if not unknown:
+        return
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        hints.append(f"rename {key!r} to {close[0]!r}" if close else f"remove {key!r}")
+    if len(unknown) == 1:
+        hint = hints[0].replace(f" {unknown[0]!r}", " it", 1)
+        if not hint.startswith("rename"):
+            hint += " (see the parameters reference in README.md)"
+        raise ParameterError(f"unknown parameter {unknown[0]!r} in {source}", fix=hint)
+    raise ParameterError(f"{len(unknown)} unknown parameters in {source}: {', '.join(map(repr, unknown))}",
+                         fix="; ".join(hints) + " (see the parameters reference in README.md)")
 
 
 def load(**params: Any) -> Settings:

@@ -1,7 +1,7 @@
 """Credentials that come from the environment, and the Secrets built from them.
 
 Secrets never travel as papermill parameters (papermill copies parameters into every executed
-notebook and its metadata, RELIABILITY-CASES §4.5): the operator exports them in ``.envrc``
+notebook and its metadata, docs/safety.md §4.5): the operator exports them in ``.envrc``
 (direnv), the kernel reads them here, and only their *names* and presence ever reach a report.
 Error messages name the missing variables and never quote a value.
 """
@@ -115,7 +115,7 @@ def registry_pull_secret(
     server: str = "rg.fr-par.scw.cloud",
     env: Mapping[str, str] | None = None,
 ) -> Obj:
-    """The image pull Secret of the Scaleway Container Registry (CLEANING-RULES T5, K16).
+    """The image pull Secret of the Scaleway Container Registry (docs/cleaning-rules.md T5, K16).
 
     The registry takes the user ``nologin`` and the Scaleway API secret key as password.
 

@@ -1,7 +1,7 @@
 """The leak gate: prove that no secret value sits in any file of a run before it is archived.
 
 Papermill keeps parameters and tracebacks in the executed notebook, nbconvert copies outputs into
-the HTML, and an ``ApiException`` body echoes the object it refused (RELIABILITY-CASES §4.5, case 28).
+the HTML, and an ``ApiException`` body echoes the object it refused (docs/safety.md §4.5, case 28).
 So after each phase every file of the run is searched for every secret value, in every form a value
 takes on its way into a file: raw, base64 (standard and URL-safe, padded or not, and the three
 alignments a value has when it is base64-encoded *inside* a longer blob such as a dockerconfigjson),

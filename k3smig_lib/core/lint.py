@@ -1,6 +1,6 @@
 """The K3s compatibility lint: what will not work on a single K3s VM as is, and how it is fixed.
 
-Run in preflight and inventory on the *source* objects (PEERS.md §6 item 4, CLEANING-RULES.md §6/§9).
+Run in preflight and inventory on the *source* objects (docs/cleaning-rules.md §9).
 The lint cleans the export first with the same options as the export phase, so it judges exactly
 the objects that will be applied (owned Pods, kube-system and platform add-ons are not counted
 twice or at all), reads their *original* form for what the cleaner rewrites, and reuses the
@@ -50,7 +50,7 @@ class Risk:
             them: ``cluster/<resource>`` for totals, ``HelmRelease/<ns>/<release>``, ``<Kind>/*/*``.
         message: what is wrong, for the operator.
         fix: how to fix it (rendered "to fix this, …").
-        rule_id: the cleaning rule involved, when there is one (CLEANING-RULES.md).
+        rule_id: the cleaning rule involved, when there is one (docs/cleaning-rules.md).
     """
 
     id: str

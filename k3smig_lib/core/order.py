@@ -1,4 +1,4 @@
-"""Apply order on K3s (CLEANING-RULES.md §8): which object goes before which, and why.
+"""Apply order on K3s (docs/cleaning-rules.md §8): which object goes before which, and why.
 
 Stages follow the dependency chain of a fresh cluster: CRDs before their CRs, namespaces before
 anything namespaced, RBAC and Secrets before the pods that use them, PVCs before the data phase

@@ -1,7 +1,7 @@
 """Ownership plans: which numeric owner each volume gets on K3s, derived, never hard-coded.
 
 K3s ``local-path`` volumes are hostPath directories, so Kubernetes never applies ``fsGroup`` to them
-(CLEANING-RULES §9). The data phase must therefore set owners itself, and a blanket
+(docs/cleaning-rules.md §9). The data phase must therefore set owners itself, and a blanket
 ``chown 1000:1000`` breaks Grafana (472) and Prometheus (65534) (§10). The rule:
 
 - the target owner is the ``runAsUser`` (container level, else pod level) of the *regular* containers

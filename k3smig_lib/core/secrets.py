@@ -1,11 +1,11 @@
 """Secrets: which ones move, how they are shown, and which values the leak gate must look for.
 
-Three rules shape this module (RELIABILITY-CASES rules 11-12, §4.6):
+Three rules shape this module (docs/safety.md §1 rules 11-12, §4.6):
 
 * a Secret value is never shown; reports carry name, type, key names, byte lengths and a keyed
   HMAC fingerprint whose key lives only in the environment of the run (``K3SMIG_RUN_KEY``), so a
   low-entropy value such as ``changeme`` cannot be recovered offline from an archived report;
-* the skip set (CLEANING-RULES W1, W5, W6, KEEP4, KEEP5) decides per Secret whether it migrates, and
+* the skip set (docs/cleaning-rules.md W1, W5, W6, KEEP4, KEEP5) decides per Secret whether it migrates, and
   says why when it does not;
 * every value that could leak, including values hidden in ``last-applied-configuration``
   annotations, Docker config ``auths`` and Helm release records, is collected for the leak gate.

@@ -2,7 +2,7 @@
 
 The preferred data path streams tar pod → pod and only *hashes* members on the host
 (:func:`k3smig_lib.core.manifest.manifest_from_tar`). When an archive must be extracted on the host,
-:func:`safe_extract` follows RELIABILITY-CASES §4.3:
+:func:`safe_extract` follows docs/safety.md §4.3:
 
 1. :func:`prescan` reads the whole archive first and refuses it if any member could write outside
    the destination: absolute or ``..`` names, non-canonical names (``a//b``, ``a/./b``, empty names),

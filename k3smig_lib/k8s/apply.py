@@ -3,7 +3,7 @@
 Every write is a server-side apply (``PATCH`` with ``application/apply-patch+yaml``,
 ``fieldManager=k3smig``), so re-applying the same desired state is a no-op the API server itself
 recognises, and fields owned by someone else are reported instead of silently overwritten
-(RELIABILITY-CASES §4.1). The plan is a server-side dry run (``dryRun=All``) of the same request:
+(docs/safety.md §4.1). The plan is a server-side dry run (``dryRun=All``) of the same request:
 what the API server *would* store is compared with what it stores now, ignoring metadata noise.
 
 Requests go through the cluster's one transport (:class:`~k3smig_lib.k8s.client.Kube`): counted,

@@ -1,7 +1,7 @@
 """Commands in pods through ``pods/exec``: binary channels, streamed both ways, completion proven.
 
 The Python client's own exec helpers decode output as text unless asked not to, buffer whole
-channels in memory and report exit codes that can race to 0 (RELIABILITY-CASES §4.1, python#2328).
+channels in memory and report exit codes that can race to 0 (docs/safety.md §4.1, python#2328).
 :class:`PodExec` talks the channel protocol itself over the client's websocket (same kubeconfig,
 TLS and token as every other call): stdout is read frame by frame as a byte stream (``read``), stdin
 is written in bounded frames (``write``), stderr is kept (bounded) for messages, and the exit code

@@ -1,7 +1,7 @@
 """One run at a time per target: a ``coordination.k8s.io/v1`` Lease with holder identity and expiry.
 
 A second run that finds the Lease held by someone else stops before any change and names the holder
-and when the lock expires (RELIABILITY-CASES case 15). A crashed run's Lease is taken over only
+and when the lock expires (docs/safety.md case 15). A crashed run's Lease is taken over only
 after it expired, and the takeover is reported. Every time is the **API server's** (its ``Date``
 header, truncated to the second, plus a 2 s margin), so clock skew between operators' machines
 cannot make a live lock look expired. Writes carry the ``resourceVersion`` read just before

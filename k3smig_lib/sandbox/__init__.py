@@ -1,6 +1,6 @@
 """The local Kubernetes sandbox: a source and a K3s-like target control plane on 127.0.0.1.
 
-Built from upstream Go modules by ``tools/build-sandbox.sh``; see SANDBOX-RECIPE.md. The CLI's
+Built from upstream Go modules by ``tools/build-sandbox.sh``; see docs/sandbox.md. The CLI's
 ``k3smig sandbox up|down|status`` and the integration tests' session fixture call these functions.
 """
 

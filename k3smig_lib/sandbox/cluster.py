@@ -1,6 +1,6 @@
 """One sandbox cluster on disk: ports, PKI, kubeconfigs, kwok stages, and each component's command line.
 
-Flags follow SANDBOX-RECIPE.md §7 and kwokctl's binary runtime; every listener is pinned to
+Flags follow docs/sandbox.md (Runtime) and kwokctl's binary runtime; every listener is pinned to
 127.0.0.1 on a port the kernel picked free, so two sandboxes (or another helper's servers) never
 clash. The source looks like a plain kubeadm-style cluster (service range 10.96.0.0/16), the target
 like K3s (10.43.0.0/16, pods 10.42.0.0/16).

@@ -70,7 +70,7 @@ def k3smig(*args, env, cwd):
 
 
 def test_phases_that_select_nothing_leave_no_run_folder(tmp_path, capsys):
-    assert main(["run", str(params(tmp_path)), "--phases", "95", "--runs", str(tmp_path / "runs")]) == 1
+    assert main(["run", str(params(tmp_path)), "--phases", "95", "--runs", str(tmp_path / "runs")]) == 2  # usage
     assert "selects no phase" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
 

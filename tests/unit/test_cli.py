@@ -45,18 +45,18 @@ def test_clean_refuses_a_non_empty_output_folder(tmp_path, capsys):
 
 
 def test_clean_explains_a_bad_recipient(tmp_path, capsys):
-    assert main(["clean", str(BUNDLED_EXAMPLE / "manifests"), str(tmp_path / "o"), "--age-recipient", "bob"]) == 1
+    assert main(["clean", str(BUNDLED_EXAMPLE / "manifests"), str(tmp_path / "o"), "--age-recipient", "bob"]) == 2
     assert "is not an age recipient" in capsys.readouterr().err
 
 
-def test_clean_of_a_missing_export_is_one_readable_line(tmp_path, capsys):
-    assert main(["clean", str(tmp_path / "nope"), str(tmp_path / "o")]) == 1
+def test_clean_of_a_missing_export_is_one_readable_line_and_a_usage_error(tmp_path, capsys):
+    assert main(["clean", str(tmp_path / "nope"), str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not exist" in err
 
 
 def test_run_without_parameters_file_says_how(capsys):
-    assert main(["run"]) == 1
+    assert main(["run"]) == 2
     assert "k3smig run parameters/" in capsys.readouterr().err
 
 
@@ -69,6 +69,44 @@ def test_unknown_command_is_a_usage_error():
     with pytest.raises(SystemExit) as exc:
         main(["frobnicate"])
     assert exc.value.code == 2
+
+
+def test_every_unknown_option_is_named_at_once_and_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "parameters/demo.yaml", "--phses", "30", "--dry"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--phses" in err and "--dry" in err
+
+
+def test_a_missing_parameters_file_is_a_usage_error(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.yaml"), "--runs", str(tmp_path / "runs")]) == 2
+    assert "nope.yaml" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_every_unknown_parameter_of_a_file_is_reported_at_once_with_exit_2(tmp_path, capsys):
+    params = tmp_path / "typos.yaml"
+    params.write_text("enviroment: demo\naply: false\nfrobnicate: 1\n")
+    assert main(["run", str(params), "--runs", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "3 unknown parameters" in err
+    for fix in ("rename 'enviroment' to 'environment'", "rename 'aply' to 'apply'", "remove 'frobnicate'"):
+        assert fix in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_missing_run_folder_is_a_usage_error_for_verify_and_resume(tmp_path, capsys):
+    assert main(["verify", str(tmp_path / "gone")]) == 2
+    assert main(["run", "--resume", str(tmp_path / "gone")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("does not exist") == 2
+
+
+def test_a_failure_that_is_not_a_usage_error_still_exits_1(tmp_path, capsys):
+    (tmp_path / "keep.txt").write_text("mine")
+    assert main(["clean", str(BUNDLED_EXAMPLE / "manifests"), str(tmp_path)]) == 1
 
 
 OPENSHIFT = Path(__file__).resolve().parents[1] / "fixtures" / "openshift"

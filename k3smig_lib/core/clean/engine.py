@@ -1,4 +1,4 @@
-"""The cleaning pipeline: the order of §1 of CLEANING-RULES.md, object by object.
+"""The cleaning pipeline: the order of docs/cleaning-rules.md §1, object by object.
 
 1. keep the original and its hash; 2. white out whole objects (cross-object context built first);
 3. derive facts; 4. strip metadata and status; 5. per-kind rules; 6. K3s remaps; then the KEEP step
@@ -110,7 +110,7 @@ def clean_object(obj: Obj, ctx: ClusterContext) -> CleanedObject:
 
 
 def clean_objects(objects: Sequence[Obj], options: CleanOptions | None = None) -> CleanReport:
-    """Clean every object of an export, in the order of CLEANING-RULES.md §1.
+    """Clean every object of an export, in the order of docs/cleaning-rules.md §1.
 
     Args:
         objects: exported objects (``kubectl get -o yaml`` items), in any order.

@@ -6,7 +6,7 @@ KEEP rule can override a W/M/K rule *before* it fires. :func:`apply` runs last (
 and records a ``keep`` change for everything that survived because of a KEEP rule, so the report
 cites it, and applies the Helm ownership policy of KEEP5.
 
-Decisions (CLEANING-RULES.md left them open):
+Decisions (beyond the rule texts of docs/cleaning-rules.md):
 
 * KEEP4 keeps a TLS Secret when it carries ``cert-manager.io/certificate-name`` or a kept Certificate
   names it in ``spec.secretName``; an ownerReference to its Certificate is stripped (M8) instead of

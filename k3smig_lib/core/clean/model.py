@@ -2,7 +2,7 @@
 
 A :class:`CleanedObject` keeps the original next to the cleaned copy and the list of changes, each
 naming the rule that made it, so the export report can show a "why was this removed?" diff and the
-ledger can hash both sides (PEERS.md §6 items 1-2).
+ledger can hash both sides (docs/cleaning-rules.md).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""The rule catalogue: every row of CLEANING-RULES.md §2-§7, with its stable ID.
+"""The rule catalogue: every cleaning rule with its stable ID (docs/cleaning-rules.md §2-§7).
 
 The IDs are the contract between the cleaner, the report and the reviewer: each change the cleaner
 makes names one of them, and the report renders the title, reason and peer column next to the diff so
-a reviewer can see *why* a field or an object disappeared. The text is copied from the design page;
-change both together.
+a reviewer can see *why* a field or an object disappeared. ``docs/cleaning-rules.md`` is generated
+from this catalogue (``python scripts/write_rules_doc.py``); a unit test fails when they drift.
 """
 
 from __future__ import annotations

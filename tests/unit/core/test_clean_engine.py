@@ -1,4 +1,4 @@
-"""The cleaning pipeline end to end: every rule of CLEANING-RULES.md fires on realistic exports.
+"""The cleaning pipeline end to end: every rule of docs/cleaning-rules.md fires on realistic exports.
 
 The fixtures under tests/fixtures/k8s/clean-*.yaml are one export of a small production cluster
 (`kubectl get -o yaml` objects with uids, managedFields, status, owned objects, token Secrets…).

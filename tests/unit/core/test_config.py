@@ -68,6 +68,19 @@ def test_every_bundled_parameters_file_is_valid(path):
     Settings(**params)
 
 
+def test_every_unknown_parameter_is_named_at_once_with_its_fix():
+    with pytest.raises(ParameterError) as exc:
+        check_parameters({"enviroment": "x", "apply": False, "zzz_unheard": 1})
+    text = str(exc.value)
+    assert "2 unknown parameters" in text and "rename 'enviroment' to 'environment'" in text
+    assert "remove 'zzz_unheard'" in text
+
+
+def test_a_secret_looking_parameter_is_refused_before_unknown_ones_are_listed():
+    with pytest.raises(ParameterError, match="looks like a secret"):
+        check_parameters({"zzz_unheard": 1, "db_password": "x"})
+
+
 def test_parameters_file_with_unknown_key_names_the_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("environment: prod\nsrc_ctx: x\n")

@@ -1,4 +1,4 @@
-"""Apply order on K3s (CLEANING-RULES.md §8)."""
+"""Apply order on K3s (docs/cleaning-rules.md §8)."""
 
 from __future__ import annotations
 

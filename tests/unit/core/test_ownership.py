@@ -1,4 +1,4 @@
-"""Ownership plans (case 22, CLEANING-RULES §10): derived from the target pod spec, never a blanket 1000.
+"""Ownership plans (docs/safety.md case 22, docs/cleaning-rules.md §10): from the target pod spec, never a blanket 1000.
 
 Pod specs are trimmed from the upstream Helm charts (grafana/grafana, prometheus-community/prometheus);
 volumes are real directories chowned as root, and the result is proven with a manifest comparison.
