@@ -59,7 +59,8 @@ def _cmd_clean(args: argparse.Namespace) -> int:
     from k3smig_lib.cleancli import clean_export
 
     summary = clean_export(Path(args.export), Path(args.out), age_recipient=args.age_recipient,
-                           storage_class=args.storage_class, ingress_class=args.ingress_class)
+                           storage_class=args.storage_class, ingress_class=args.ingress_class,
+                           max_file_bytes=args.max_file_mib << 20)
     print(summary)
     return 0
 
@@ -116,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--age-recipient", default="", help="seal Secrets for this age recipient (SOPS format)")
     clean.add_argument("--storage-class", default="local-path")
     clean.add_argument("--ingress-class", default="nginx")
+    clean.add_argument("--max-file-mib", type=int, default=64,
+                       help="largest export file read, in MiB (default 64; files stream, so memory stays bounded)")
     clean.set_defaults(func=_cmd_clean)
     box = sub.add_parser("sandbox", help="local source and K3s-like target clusters on 127.0.0.1 (for tests)")
     box.add_argument("action", choices=["up", "down", "status"])

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from k3smig_lib.errors import WriteError
+
 #: Bytes read from the file at a time.
 CHUNK = 1 << 20
 #: Items held in memory before the rest of a List whose ``kind`` is not yet known goes to a temp file.
@@ -41,9 +43,14 @@ def spill(held: list[Any], fh: IO[bytes] | None, item: Any) -> IO[bytes] | None:
     if fh is None and len(held) < SPILL_AFTER:
         held.append(item)
         return None
-    if fh is None:
-        fh = tempfile.TemporaryFile(prefix="k3smig-list-")
-    pickle.dump(item, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        if fh is None:
+            fh = tempfile.TemporaryFile(prefix="k3smig-list-")
+        pickle.dump(item, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    except OSError as e:
+        raise WriteError(f"cannot write a temporary file in {tempfile.gettempdir()}: {e.strerror or e}",
+                         fix="free disk space there (a List's items wait there until its kind is read) "
+                             "or set TMPDIR") from e
     return fh
 
 

@@ -85,28 +85,32 @@ def _prune_empty_metadata(obj: Obj) -> None:
             del meta[key]
 
 
-def clean_object(obj: Obj, ctx: ClusterContext) -> CleanedObject:
+def clean_object(obj: Obj, ctx: ClusterContext, *, owned: bool = False, digest: str = "") -> CleanedObject:
     """Clean one object of an export.
 
     Args:
         obj: the object as exported; it is not modified.
         ctx: the cross-object context of the whole export (:func:`build_context`).
+        owned: ``obj`` belongs to the cleaner (a streamed object nobody else holds): kept as the
+            original without a copy.
+        digest: ``sha256_of(obj)`` when the reader computed it already.
 
     Returns:
         The original, its hash, the cleaned copy (``None`` when whited out), the changes and facts.
     """
-    original: Obj = copy_tree(obj)
+    original: Obj = obj if owned else copy_tree(obj)
     identity = ref(original)
     drop = whiteouts.classify(original, ctx)
     facts = derive_facts(original, ctx)
+    digest = digest or sha256_of(original)
     if drop is not None:
-        return CleanedObject(identity, original, sha256_of(original), None, [drop], facts)
+        return CleanedObject(identity, original, digest, None, [drop], facts)
     work = Work(obj=_work_copy(original), ref=identity, ctx=ctx, facts=facts)
     for step in _STEPS:
         step(work)
     _prune_empty_metadata(work.obj)
     _scrub_changes(work, original)
-    return CleanedObject(identity, original, sha256_of(original), work.obj, work.changes, facts)
+    return CleanedObject(identity, original, digest, work.obj, work.changes, facts)
 
 
 def clean_objects(objects: Sequence[Obj], options: CleanOptions | None = None) -> CleanReport:
