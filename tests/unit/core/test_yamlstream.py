@@ -120,3 +120,13 @@ def test_the_pure_python_parser_is_used_with_a_notice(tmp_path, caplog):
         {"kind": "ConfigMap", "metadata": {"name": "a"}}]
     assert [v.data for v in stream_values(path, error=SourceError, fast=False)]
     assert sum("pure-Python parser" in r.message for r in caplog.records) == 1
+
+
+def test_the_scale_export_is_deterministic_and_has_the_examples_mix(tmp_path):
+    one = write_scale_export(tmp_path / "a.yaml", 500, "multidoc").read_bytes()
+    assert one == write_scale_export(tmp_path / "b.yaml", 500, "multidoc").read_bytes()
+    values = [v.data for v in stream_values(tmp_path / "a.yaml", error=SourceError)]
+    kinds = {o["kind"] for o in values}
+    assert {"Event", "EndpointSlice", "Pod", "ReplicaSet", "Certificate", "Secret"} <= kinds
+    assert len({(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in values}) == 500
+    assert len({o["metadata"].get("uid") for o in values}) == 500
