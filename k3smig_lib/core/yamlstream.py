@@ -313,7 +313,7 @@ def _document(builder: _Builder, number: int, limit: int) -> Iterator[Streamed]:
             doc[key] = builder.value(builder.get())
         end = builder.get()  # MappingEnd
         builder.get()  # DocumentEnd
-        if _span(first, end) > limit and not streamed:
+        if _span(first, end) > limit and not (streamed or collected):  # items were bounded one by one
             raise _ProblemError(f"a document is larger than the limit of {limit} bytes ({limit >> 20} MiB)",
                            first.start_mark, limit=True)
         if collected:
