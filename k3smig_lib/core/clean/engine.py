@@ -1,7 +1,8 @@
 """The cleaning pipeline: the order of §1 of CLEANING-RULES.md, object by object.
 
 1. keep the original and its hash; 2. white out whole objects (cross-object context built first);
-3. derive facts; 4. strip metadata and status; 5. per-kind rules; 6. K3s remaps; then the KEEP step
+3. derive facts; 4. drop API-server defaults nobody set (K27, while managedFields and last-applied are
+still there), strip metadata and status; 5. per-kind rules; 6. K3s remaps; then the KEEP step
 records what survived because of a keep rule. Step 7 (server-side dry-run) belongs to the deploy
 phase. Rules never touch the original: they work on a copy.
 
@@ -16,13 +17,13 @@ import binascii
 from collections.abc import Sequence
 from typing import Any
 
-from k3smig_lib.core.clean import keep, kinds, metadata, pods, remaps, services, whiteouts
+from k3smig_lib.core.clean import defaults, keep, kinds, metadata, pods, remaps, services, whiteouts
 from k3smig_lib.core.clean.context import ClusterContext, Work, build_context
 from k3smig_lib.core.clean.facts import derive_facts
 from k3smig_lib.core.clean.model import CleanedObject, CleanOptions, CleanReport
 from k3smig_lib.core.objects import Obj, canonical_json, ref, sha256_of
 
-_STEPS = (metadata.apply, services.apply, pods.apply, kinds.apply, remaps.apply, keep.apply)
+_STEPS = (defaults.apply, metadata.apply, services.apply, pods.apply, kinds.apply, remaps.apply, keep.apply)
 _MIN_SECRET_LEN = 4
 
 
