@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import papermill
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -31,15 +31,18 @@ from k3smig_lib.core.leakgate import scan
 from k3smig_lib.core.objects import sha256_of
 from k3smig_lib.core.secrets import RUN_KEY_ENV
 from k3smig_lib.errors import K3sMigError, ParameterError, PhaseError
-from k3smig_lib.k8s.lock import RunLock
 from k3smig_lib.log import logger
 from k3smig_lib.phases._base import PHASES, RESULT_FILE, now_iso, phase_dir
 from k3smig_lib.phases._context import open_source, target_ref
-from k3smig_lib.runbook.kernels import RunKernelManager, private_kernels, remove_stale
+from k3smig_lib.runbook.kernels import private_kernels, remove_stale
 from k3smig_lib.runbook.leaks import env_values, gate, key_values, source_values
 from k3smig_lib.runbook.ledger import chain_record, read_ledger, write_ledger
 from k3smig_lib.runbook.report import notebook_to_html, write_index
+from k3smig_lib.runbook.warm import PhaseKernels
 from k3smig_lib.show import BATCH_ENV
+
+if TYPE_CHECKING:  # the Kubernetes client is imported only by a run whose target is a cluster
+    from k3smig_lib.k8s.lock import RunLock
 
 NOTEBOOKS = PACKAGE_ROOT / "notebooks"
 
@@ -146,7 +149,7 @@ def leak_values(cfg: Settings, run_key: str) -> dict[bytes, str]:
     return {**source_values(open_source(cfg).list_objects()), **env_values(), **key_values(cfg, run_key)}
 
 
-RunLockLike = RunLock | DirectoryLock
+RunLockLike: TypeAlias = "RunLock | DirectoryLock"
 
 
 class Runner:
@@ -192,23 +195,23 @@ class Runner:
                 self._set_run_dir(base.with_name(f"{base.name}-{n}"))
         self.header["run_id"] = self.run_dir.name
 
-    def _execute(self, phase: str) -> dict[str, Any]:
+    def _execute(self, phase: str, kernels: PhaseKernels, next_phase: str | None = None) -> dict[str, Any]:
         out = self.run_dir / f"{phase}.ipynb"
         params = {**self.per_notebook[phase], "run_dir": str(self.run_dir)}
         result_path = phase_dir(self.cfg, phase) / RESULT_FILE
         result_path.unlink(missing_ok=True)  # a result of an earlier attempt must never pass for this one
         started, t0 = now_iso(), time.monotonic()
-        error = ""
+        error, timing = "", {}
         try:
-            papermill.execute_notebook(str(self.notebooks[phase]), str(out), parameters=params,
-                                       kernel_name="python3", progress_bar=False,
-                                       kernel_manager_class=RunKernelManager)
+            timing = kernels.execute(phase, self.notebooks[phase], out, params, next_phase)
         except papermill.PapermillExecutionError as e:
             error = f"{e.ename}: {e.evalue}"[:500]
         except (DeadKernelError, CellTimeoutError) as e:  # the kernel died (OOM, killed) or hung
             error = f"{type(e).__name__}: {e}"[:500]
+        t_html = time.monotonic()
         if out.is_file():
             notebook_to_html(out, self.run_dir / f"{phase}.html")
+        timing["html"] = round(time.monotonic() - t_html, 2)
         result = json.loads(result_path.read_text()) if result_path.is_file() else {}
         if error and result.get("status") != "Failed":  # a cell raised before the phase could record it
             result = {**result, "phase": phase, "status": "Failed", "errors": [*result.get("errors", []), error]}
@@ -216,8 +219,8 @@ class Runner:
                          json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
         status = "Failed" if error else result.get("status", "Failed")
         return {"phase": phase, "status": status, "started": started, "seconds": round(time.monotonic() - t0, 2),
-                "summary": result.get("summary", {}), "errors": result.get("errors") or ([error] if error else []),
-                "warnings": result.get("warnings", [])}
+                "timing": timing, "summary": result.get("summary", {}),
+                "errors": result.get("errors") or ([error] if error else []), "warnings": result.get("warnings", [])}
 
     def _gate(self, values: dict[bytes, str]) -> None:
         report = scan(self.run_dir, values)
@@ -268,12 +271,13 @@ class Runner:
         self._create_run_dir()
         self._save()  # from here on, --resume finds a ledger even after SIGKILL
         failed = ""
-        with kernel_environment(self.run_key):
-            for phase in phases:
+        with kernel_environment(self.run_key), PhaseKernels() as kernels:
+            kernels.start_ahead(phases[0])
+            for phase, next_phase in zip(phases, [*phases[1:], None], strict=True):
                 lock.renew()  # the live Lease expires unless renewed; the directory lock needs nothing
                 logger.info("running %s", phase)
                 print(f"[k3smig] {phase} …", flush=True)
-                record = self._execute(phase)
+                record = self._execute(phase, kernels, next_phase)
                 self.records.append(chain_record(self.records[-1]["hash"] if self.records else "", record))
                 values |= key_values(self.cfg, self.run_key)  # phase 50 may have created the environment's key
                 self._gate(values)
