@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 from pathlib import Path
 from typing import Any
@@ -13,16 +14,22 @@ from nbconvert.preprocessors import TagRemovePreprocessor
 from k3smig_lib.core.fsafe import atomic_write
 
 
-def notebook_to_html(notebook: Path, out: Path) -> Path:
-    """Render an executed notebook as a report: inputs, prompts and parameter cells hidden."""
-    nb = nbformat.read(str(notebook), as_version=4)
+@functools.cache
+def _exporter() -> HTMLExporter:
+    """One exporter per process: its template, CSS and preprocessors load once, not once per phase."""
     exporter = HTMLExporter(template_name="lab")
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
     remover = TagRemovePreprocessor(remove_cell_tags={"injected-parameters", "parameters"}, enabled=True)
     exporter.register_preprocessor(remover, enabled=True)
-    body, _ = exporter.from_notebook_node(nb)
+    return exporter
+
+
+def notebook_to_html(notebook: Path, out: Path) -> Path:
+    """Render an executed notebook as a report: inputs, prompts and parameter cells hidden."""
+    nb = nbformat.read(str(notebook), as_version=4)
+    body, _ = _exporter().from_notebook_node(nb)
     return atomic_write(out.parent, out.name, body)
 
 
