@@ -83,3 +83,16 @@ def dump(obj: Any, **options: Any) -> str:
     dumper.serialize(node)
     dumper.close()
     return out.getvalue()
+
+
+def dump_all(documents: list[Any], **options: Any) -> str:
+    """``yaml.safe_dump_all(documents, **options)``, each mapping through :func:`dump`.
+
+    PyYAML starts every document after the first with ``---`` and ends none (for non-empty
+    mappings); anything else (a scalar, a list, an empty mapping, an explicit start or end) is left
+    to ``yaml.safe_dump_all`` itself.
+    """
+    if any(type(d) is not dict or not d for d in documents) or options.get("explicit_start") \
+            or options.get("explicit_end"):
+        return str(yaml.safe_dump_all(documents, **options))
+    return "---\n".join(dump(d, **options) for d in documents)

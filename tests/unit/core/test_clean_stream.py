@@ -57,6 +57,18 @@ def test_fast_yaml_is_byte_identical_to_safe_dump():
                                                    allow_unicode=True, width=120)
 
 
+def test_fast_yaml_documents_are_byte_identical_to_safe_dump_all():
+    # phase 40 writes the example's originals, cleaned objects and diffs with PyYAML's defaults
+    objects = read_export(EXAMPLE) + list(scale_objects(200))
+    objects.append({"kind": "ConfigMap", "data": {"motd": "caf\u00e9 " * 20, "script": "a\nb\n", "tab": "x\ty"}})
+    cleaned = [c.cleaned for c in clean_objects(objects).kept() if c.cleaned]
+    for docs in (objects, cleaned, [], [{}], ["x"], [objects[0], None, objects[1]], [[1, 2], {"a": 1}]):
+        for options in ({"sort_keys": True}, {"sort_keys": True, "width": 120}, {"sort_keys": True, "width": 100}):
+            assert yamlout.dump_all(docs, **options) == yaml.safe_dump_all(docs, **options)
+    for value in objects[:50]:
+        assert yamlout.dump(value, sort_keys=True, width=100) == yaml.safe_dump(value, sort_keys=True, width=100)
+
+
 def test_the_clean_command_gives_the_same_tree_for_every_layout(tmp_path):
     from k3smig_lib.cleancli import clean_export
 
