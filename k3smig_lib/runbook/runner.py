@@ -259,20 +259,20 @@ class Runner:
         return dir_lock
 
     def _run(self, phases: list[str], lock: RunLockLike) -> RunOutcome:
-        try:
-            values = leak_values(self.cfg, self.run_key)
-        except K3sMigError as e:
-            # Without the source's Secret values the leak gate cannot guard later phases: only preflight
-            # runs, and its report says what is wrong with the source (permissions, reachability).
-            if "00_preflight" not in phases:
-                raise
-            logger.warning("source unreadable (%s): running preflight only", e)
-            values, phases = {**env_values(), **key_values(self.cfg, self.run_key)}, ["00_preflight"]
-        self._create_run_dir()
-        self._save()  # from here on, --resume finds a ledger even after SIGKILL
         failed = ""
         with kernel_environment(self.run_key), PhaseKernels() as kernels:
-            kernels.start_ahead(phases[0])
+            kernels.start_ahead(phases[0])  # the first kernel boots while the source is read for the leak gate
+            try:
+                values = leak_values(self.cfg, self.run_key)
+            except K3sMigError as e:
+                # Without the source's Secret values the leak gate cannot guard later phases: only preflight
+                # runs, and its report says what is wrong with the source (permissions, reachability).
+                if "00_preflight" not in phases:
+                    raise
+                logger.warning("source unreadable (%s): running preflight only", e)
+                values, phases = {**env_values(), **key_values(self.cfg, self.run_key)}, ["00_preflight"]
+            self._create_run_dir()
+            self._save()  # from here on, --resume finds a ledger even after SIGKILL
             for phase, next_phase in zip(phases, [*phases[1:], None], strict=True):
                 lock.renew()  # the live Lease expires unless renewed; the directory lock needs nothing
                 logger.info("running %s", phase)
