@@ -78,7 +78,8 @@ golden: $(STAMP)
 	$(BIN)/python scripts/make_golden.py
 	K3SMIG_BATCH=1 $(BIN)/python -m pytest -q --nbval $(NBVAL) --nbval-sanitize-with tests/golden/sanitize.cfg tests/golden
 
-# Throughput and memory figures (printed); the transfer benchmark starts the sandbox clusters.
+# Throughput and memory figures (printed; the clean benchmark also writes .cache/bench/clean.{json,png}, see
+# docs/benchmarks.md); the transfer benchmark starts the sandbox clusters.
 bench: $(STAMP)
 	bash tools/build-sandbox.sh
 	$(BIN)/python -m pytest -q -m benchmark tests/benchmarks tests/integration/test_transfer_bench.py -s

@@ -88,7 +88,8 @@ def _cmd_clean(args: argparse.Namespace) -> int:
 
     export = _existing(args.export, "export folder", "give a folder of `kubectl get -o yaml` files")
     summary = clean_export(export, Path(args.out), age_recipient=args.age_recipient,
-                           storage_class=args.storage_class, ingress_class=args.ingress_class)
+                           storage_class=args.storage_class, ingress_class=args.ingress_class,
+                           max_file_bytes=args.max_file_mib << 20)
     print(summary)
     return 0
 
@@ -164,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--age-recipient", default="", help="seal Secrets for this age recipient (SOPS format)")
     clean.add_argument("--storage-class", default="local-path")
     clean.add_argument("--ingress-class", default="nginx")
+    clean.add_argument("--max-file-mib", type=int, default=64,
+                       help="largest export file read, in MiB (default 64; files stream, so memory stays bounded)")
     clean.set_defaults(func=_cmd_clean)
     rules = sub.add_parser("rules", help="print the cleaning rules (docs/cleaning-rules.md) as a Markdown table")
     rules.add_argument("ids", nargs="*", metavar="ID", help="only these rules, e.g. W1 KEEP4")

@@ -1,4 +1,9 @@
-"""Session-wide test set-up: a private config folder, and the real kubectl to build written trees.
+"""Session-wide test set-up: tools first on PATH, a private config folder, the real kubectl to build trees.
+
+The Makefile puts ``.cache/tools/bin`` (promtool, sops… built from Go modules) first on ``PATH``; so does
+this file, so a direct ``pytest`` run sees the same tools as ``make test``. Without it a distribution's
+promtool may be found first: Debian's is built without ``kubernetes_sd_configs``, the data phase then
+refuses the example's Prometheus config (as it should), and every test of a full run fails.
 
 The demo's age identity lives in ``$XDG_CONFIG_HOME/k3smig/age/<environment>.txt``; tests get a
 private config folder for the whole session, set when this file is loaded, before any kernel is
@@ -14,6 +19,9 @@ import pytest
 
 from k3smig_lib.sandbox.binaries import default_bin_dir
 
+TOOLS_BIN = Path(__file__).resolve().parents[1] / ".cache" / "tools" / "bin"
+if TOOLS_BIN.is_dir():
+    os.environ["PATH"] = f"{TOOLS_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="k3smig-test-config-")
 
 

@@ -22,8 +22,9 @@ import yaml
 
 from k3smig_lib.backends.base import ApplyItem, ApplyResult, SourceInfo, VolumeRef
 from k3smig_lib.backends.directory_volumes import FolderVolume
+from k3smig_lib.core import yamlout
 from k3smig_lib.core.clean.context import BUILTIN_GROUPS
-from k3smig_lib.core.fsafe import atomic_write, confined_path
+from k3smig_lib.core.fsafe import atomic_write, confined_path, staged_write
 from k3smig_lib.core.objects import Obj, ref, sha256_of
 from k3smig_lib.core.order import apply_key, stage_dir_name, stage_of
 from k3smig_lib.core.yamlio import load_yaml, read_text
@@ -47,7 +48,7 @@ MAX_STEM = 150
 
 def dump_yaml(obj: Obj) -> str:
     """Stable YAML for an object (sorted keys, block style) so re-runs write identical bytes."""
-    return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False, allow_unicode=True, width=120)
+    return yamlout.dump(obj, sort_keys=True, default_flow_style=False, allow_unicode=True, width=120)
 
 
 def object_filename(obj: Obj) -> str:
@@ -186,15 +187,42 @@ class DirectoryTarget:
         self._write_guards(entries.values())
         return result
 
+    def write_new(self, objects: Iterable[Obj]) -> int:
+        """Write ``objects`` into a tree that has no manifests yet, each as soon as it comes; return how many.
+
+        The streaming counterpart of ``apply(objects, dry_run=False)`` on an empty tree, for a tree
+        built in a staging folder (:func:`~k3smig_lib.core.fsafe.staged_write`: the caller syncs and
+        renames it into place): the same files and ``kustomization.yaml``, byte for byte, while memory
+        keeps only each manifest's path and apply-order key.
+
+        Raises:
+            TargetError: the tree already holds manifests.
+            UnsafePathError: a name would place a file outside the tree.
+        """
+        if self.manifests.exists():
+            raise TargetError(f"{self.manifests} exists: write_new only builds a new tree",
+                              fix="give an empty folder")
+        keys: dict[str, tuple[tuple[int, int, str, str, str], str]] = {}
+        for obj in objects:
+            rel = self._rel(obj)
+            written = self._seal(obj) if obj.get("kind") == "Secret" else obj
+            staged_write(self.root, rel, dump_yaml(written))
+            keys[ref(obj).identity] = (apply_key(written), rel)
+        self._write_index(sorted(keys.values()))
+        return len(keys)
+
     def _write_guards(self, entries: Iterable[tuple[str, Obj]]) -> None:
         """``kustomization.yaml`` listing every manifest in apply order, and the tree's ``.gitignore``."""
-        files = sorted(entries, key=lambda entry: (apply_key(entry[1]), entry[0]))
+        self._write_index(sorted((apply_key(obj), rel) for rel, obj in entries))
+
+    def _write_index(self, files: Sequence[tuple[tuple[int, int, str, str, str], str]]) -> None:
+        """``kustomization.yaml`` for ``(apply key, path)`` pairs in apply order, and the ``.gitignore``."""
         text = dump_yaml(
             {
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
                 "kind": "Kustomization",
                 "sortOptions": {"order": "fifo"},  # keep k3smig's apply order (docs/cleaning-rules.md §8)
-                "resources": [rel.removeprefix("manifests/") for rel, _ in files],
+                "resources": [rel.removeprefix("manifests/") for _, rel in files],
             }
         )
         atomic_write(self.root, f"manifests/{KUSTOMIZATION}", text)

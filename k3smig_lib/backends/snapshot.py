@@ -15,9 +15,10 @@ from typing import Any, BinaryIO
 from k3smig_lib.backends.base import SourceInfo, VolumeAccess, VolumeRef
 from k3smig_lib.core.manifest import Manifest, manifest_from_tar
 from k3smig_lib.core.names import check_object, check_secret_data
-from k3smig_lib.core.objects import Obj, get_path, ref
+from k3smig_lib.core.objects import Obj, get_path, ref, sha256_of
 from k3smig_lib.core.transfer import extract_selected
-from k3smig_lib.core.yamlio import Document, load_json, load_yaml, load_yaml_documents, read_text
+from k3smig_lib.core.yamlio import MAX_FILE_BYTES, MAX_STREAM_BYTES, load_yaml, read_text
+from k3smig_lib.core.yamlstream import stream_values
 from k3smig_lib.errors import SourceError
 
 _MANIFEST_SUFFIXES = {".yaml", ".yml", ".json"}
@@ -41,16 +42,30 @@ def _flatten(doc: Any, origin: str) -> Iterator[tuple[Obj, str]]:
     yield doc, origin
 
 
-def read_manifest_file(path: Path) -> list[Obj]:
-    r"""Read every object of one export file (YAML multi-doc, JSON, ``kind: List``), names checked.
+def iter_manifest_file(path: Path, *, file_limit: int = MAX_FILE_BYTES) -> Iterator[tuple[Obj, str]]:
+    """Every object of one export file with where it is, one at a time (a List's items as they are parsed).
 
-    The file is read with the bounds of :mod:`k3smig_lib.core.yamlio` (size, alias expansion, duplicate
-    keys) and every object must carry names Kubernetes accepts (:mod:`k3smig_lib.core.names`), because
-    names become file names in the target tree and the run folder.
+    The file is streamed (:mod:`k3smig_lib.core.yamlstream`: libyaml when present, bounded like
+    :mod:`k3smig_lib.core.yamlio`) and every object must carry names Kubernetes accepts
+    (:mod:`k3smig_lib.core.names`), because names become file names in the target tree and the run folder.
 
     Raises:
         SourceError: the file is not valid UTF-8 YAML/JSON, holds something that is not an object, an
             invalid name or key (``InvalidNameError``), or a Secret whose data is not base64.
+        LimitError: the file or one of its documents is over a size limit.
+    """
+    for value in stream_values(path, error=SourceError, file_limit=min(file_limit, MAX_STREAM_BYTES)):
+        for obj, origin in _flatten(value.data, value.origin(path)):
+            check_object(obj, origin)
+            check_secret_data(obj, origin)
+            yield obj, origin
+
+
+def read_manifest_file(path: Path) -> list[Obj]:
+    r"""Read every object of one export file (YAML multi-doc, JSON, ``kind: List``), names checked.
+
+    Raises:
+        SourceError: see :func:`iter_manifest_file`.
         LimitError: the file or one of its documents is over a size limit.
 
     Examples:
@@ -60,29 +75,14 @@ def read_manifest_file(path: Path) -> list[Obj]:
         >>> [o["metadata"]["name"] for o in read_manifest_file(p)]
         ['a']
     """
-    text = read_text(path, error=SourceError, what="export file")
-    if path.suffix == ".json":
-        docs = [Document(load_json(text, str(path), error=SourceError), 1)]
-    else:
-        docs = list(load_yaml_documents(text, str(path), error=SourceError))
-    objs: list[Obj] = []
-    for number, doc in enumerate(docs, 1):
-        for obj, origin in _flatten(doc.data, f"{path}, document {number} (line {doc.line})"):
-            check_object(obj, origin)
-            check_secret_data(obj, origin)
-            objs.append(obj)
-    return objs
+    return [obj for obj, _ in iter_manifest_file(path)]
 
 
-def read_export(root: Path) -> list[Obj]:
-    """Read every manifest under ``root`` in a stable order (sorted paths), ignoring ``cluster.yaml``.
-
-    The same object in two files is read once when both copies are equal (overlapping ``kubectl get``
-    selections) and refused when they differ: the later one would silently win.
+def export_files(root: Path) -> list[Path]:
+    """The manifest files of an export folder, in reading order (sorted paths; ``cluster.yaml`` and volumes out).
 
     Raises:
-        SourceError: the folder does not exist, is a file, holds no object, or holds two different
-            copies of one object.
+        SourceError: the folder does not exist or is a file.
     """
     if not root.exists():
         raise SourceError(f"export folder {root} does not exist",
@@ -90,24 +90,45 @@ def read_export(root: Path) -> list[Obj]:
     if not root.is_dir():
         raise SourceError(f"export folder {root} is a file, not a folder",
                           fix="give the folder that holds the export files (e.g. its parent folder)")
-    objs: list[Obj] = []
-    seen: dict[str, tuple[Obj, Path]] = {}
-    for path in sorted(p for p in root.rglob("*") if p.suffix in _MANIFEST_SUFFIXES and p.is_file()):
-        if path.name == "cluster.yaml" and path.parent == root or "volumes" in path.relative_to(root).parts[:1]:
-            continue
-        for obj in read_manifest_file(path):
-            key = ref(obj).identity
+    return [path for path in sorted(p for p in root.rglob("*") if p.suffix in _MANIFEST_SUFFIXES and p.is_file())
+            if not (path.name == "cluster.yaml" and path.parent == root
+                    or "volumes" in path.relative_to(root).parts[:1])]
+
+
+def iter_export(root: Path, *, file_limit: int = MAX_FILE_BYTES) -> Iterator[tuple[Obj, str]]:
+    """Every object under ``root`` once, with its canonical sha256, in a stable order; memory holds one object.
+
+    The same object in two files is read once when both copies are equal (overlapping ``kubectl get``
+    selections) and refused when they differ: the later one would silently win. Only each object's
+    identity and hash are remembered for that. ``file_limit`` is the largest file read (bytes).
+
+    Raises:
+        SourceError: the folder does not exist, is a file, holds no object, or holds two different
+            copies of one object.
+    """
+    seen: dict[str, tuple[str, Path]] = {}
+    for path in export_files(root):
+        for obj, _ in iter_manifest_file(path, file_limit=file_limit):
+            key, digest = ref(obj).identity, sha256_of(obj)
             if key in seen:
                 first, where = seen[key]
-                if first != obj:
+                if first != digest:
                     raise SourceError(f"{ref(obj)} is in {where} and, different, in {path}",
                                       fix="keep one copy of the object in the export folder")
                 continue
-            seen[key] = (obj, path)
-            objs.append(obj)
-    if not objs:
+            seen[key] = (digest, path)
+            yield obj, digest
+    if not seen:
         raise SourceError(f"no Kubernetes objects found under {root}", fix="check the export folder")
-    return objs
+
+
+def read_export(root: Path) -> list[Obj]:
+    """Read every manifest under ``root`` in a stable order (sorted paths), ignoring ``cluster.yaml``.
+
+    Raises:
+        SourceError: see :func:`iter_export`.
+    """
+    return [obj for obj, _ in iter_export(root)]
 
 
 class SnapshotSource:

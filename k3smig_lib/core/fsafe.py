@@ -251,6 +251,42 @@ def atomic_write(root: Path | str, rel: str | os.PathLike[str], data: bytes | st
     return confined_path(root, rel)
 
 
+def staged_write(root: Path | str, rel: str | os.PathLike[str], data: bytes | str, *, mode: int = 0o644) -> None:
+    """Write a file into a staging tree nobody reads yet: confined like :func:`atomic_write`, one syscall path.
+
+    A tree built in a staging folder becomes visible only when the folder is renamed into place, so
+    each file needs neither a temporary name nor its own fsync (5 ms each here: 10,000 manifests would
+    spend 50 s syncing). The caller makes the whole tree durable once with :func:`sync_staged` before
+    the rename.
+
+    Raises:
+        UnsafePathError: the path leaves ``root`` (see :func:`confined_path`).
+        WriteError: the file could not be written completely.
+    """
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    base = _root(root)
+    comps = _components((rel,), base)
+    dfd = _open_dirs(base, comps[:-1], create=True)
+    assert dfd is not None
+    try:
+        _check_leaf(dfd, base, comps)
+        fd = os.open(comps[-1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=dfd)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            os.fchmod(fh.fileno(), mode)
+    except OSError as e:
+        raise WriteError(f"cannot write {base.joinpath(*comps)}: {e.strerror or e}",
+                         fix="free disk space or fix the permissions, then re-run") from e
+    finally:
+        os.close(dfd)
+
+
+def sync_staged() -> None:
+    """Flush every file written with :func:`staged_write` to disk (one ``sync`` for the whole tree)."""
+    os.sync()
+
+
 def pid_alive(pid: int) -> bool:
     """True when a process with this PID exists on this machine (also when it belongs to another user)."""
     if pid <= 0:

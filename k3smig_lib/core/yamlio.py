@@ -32,6 +32,9 @@ from k3smig_lib.errors import K3sMigError, LimitError
 
 #: Largest export or manifest file read, in bytes (a 64 MiB YAML file already takes PyYAML a minute).
 MAX_FILE_BYTES = 64 << 20
+#: Largest export file a caller may allow when it streams (:mod:`k3smig_lib.core.yamlstream`): memory
+#: then holds one object at a time, and each document or List item is still held to :data:`MAX_FILE_BYTES`.
+MAX_STREAM_BYTES = 16 << 30
 #: Largest parameters file read, in bytes.
 MAX_PARAMETERS_BYTES = 1 << 20
 #: Nodes aliases may add to one document when expanded (hand-written anchors add a few dozen).

@@ -42,6 +42,7 @@ from k3smig_lib.k8s.errors import (
     status_reason,
     translate,
 )
+from k3smig_lib.k8s.ref import ClusterRef as ClusterRef  # re-exported: callers name it from here
 from k3smig_lib.k8s.retry import DEFAULT_POLICY, RetryEvent, RetryPolicy, backoff_ceiling, call_with_retry
 
 T = TypeVar("T")
@@ -51,15 +52,6 @@ REQUEST_TIMEOUT = (10.0, 60.0)
 #: What a call is counted as in :class:`CallCounts`.
 Counter = Literal["discovery", "lists", "gets", "applies", "dry_runs", "writes"]
 Query = Mapping[str, Any] | Sequence[tuple[str, str]]
-
-
-@dataclass(frozen=True)
-class ClusterRef:
-    """Which cluster a client talks to: the kubeconfig file and the context inside it."""
-
-    kubeconfig: str
-    context: str
-    side: str = ""  # "source" or "target", for messages
 
 
 def api_client(ref: ClusterRef) -> client.ApiClient:

@@ -15,7 +15,7 @@ from k3smig_lib.core.config import Settings
 from k3smig_lib.core.objects import Obj
 from k3smig_lib.core.sealing import is_age_recipient, seal_secret, strip_values, unseal_secret
 from k3smig_lib.errors import ParameterError
-from k3smig_lib.k8s.client import ClusterRef
+from k3smig_lib.k8s.ref import ClusterRef
 
 AGE_IDENTITY_ENV = "K3SMIG_AGE_IDENTITY"
 

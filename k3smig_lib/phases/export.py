@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from k3smig_lib.core import yamlout
 from k3smig_lib.core.clean import RULES, CleanedObject, CleanReport
 from k3smig_lib.core.clean.routes import is_route, route_to_ingress
 from k3smig_lib.core.config import Settings
@@ -27,12 +28,14 @@ from k3smig_lib.show import figure
 
 PHASE = "40_export_manifests"
 CLEANED_FILE = "cleaned/objects.yaml"
+#: Reads back what :meth:`Export.write` wrote (libyaml's parser where present: the same values, faster).
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _yaml(obj: Obj | None) -> list[str]:
     if obj is None:
         return []
-    return yaml.safe_dump(obj, sort_keys=True, width=100).splitlines(keepends=True)
+    return yamlout.dump(obj, sort_keys=True, width=100).splitlines(keepends=True)
 
 
 def annotated_diff(item: CleanedObject) -> str:
@@ -58,7 +61,7 @@ def read_cleaned(cfg: Settings) -> list[Obj]:
     if not path.is_file():
         report = cleaned(cfg, open_source(cfg))
         return [c.cleaned for c in report.kept() if c.cleaned and c.cleaned.get("kind") != "Secret"]
-    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return [d for d in yaml.load_all(path.read_text(), Loader=_LOADER) if d]
 
 
 class Export(PhaseRun):
@@ -153,11 +156,11 @@ class Export(PhaseRun):
         """Write originals (redacted), cleaned objects, per-object diffs and the custody table."""
         kept = [c.cleaned for c in self.report.kept() if c.cleaned is not None]
         plain = sort_for_apply([o for o in kept if o.get("kind") != "Secret"])
-        self.save_text(CLEANED_FILE, yaml.safe_dump_all(plain, sort_keys=True, width=120))
+        self.save_text(CLEANED_FILE, yamlout.dump_all(plain, sort_keys=True, width=120))
         self.save_text("cleaned/secrets-redacted.yaml",
-                       yaml.safe_dump_all([redact(o) for o in kept if o.get("kind") == "Secret"], sort_keys=True))
+                       yamlout.dump_all([redact(o) for o in kept if o.get("kind") == "Secret"], sort_keys=True))
         self.save_text("original/objects-redacted.yaml",
-                       yaml.safe_dump_all([redact(c.original) for c in self.report.objects], sort_keys=True))
+                       yamlout.dump_all([redact(c.original) for c in self.report.objects], sort_keys=True))
         custody: list[dict[str, Any]] = []
         for item in self.report.objects:
             name = diff_name(item).removeprefix("diffs/")
@@ -170,10 +173,13 @@ class Export(PhaseRun):
 
     def save_snapshot(self) -> pd.DataFrame:
         """Save a live export as a snapshot folder, so a later run can work offline from it."""
+        already = pd.DataFrame([{"snapshot": "the source already is a snapshot folder"}])
+        if self.cfg.source_kind == "snapshot":  # (without importing the Kubernetes client for nothing)
+            return already
         from k3smig_lib.backends.live_source import LiveSource, write_snapshot
 
         if not isinstance(self.source, LiveSource):
-            return pd.DataFrame([{"snapshot": "the source already is a snapshot folder"}])
+            return already
         folder = self.cfg.export_path()
         written = write_snapshot(self.source.list_objects(), folder, self.source.info())
         self.summary["snapshot saved"] = f"{folder} ({len(written)} files, mode 0600: it holds Secrets)"

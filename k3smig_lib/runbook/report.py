@@ -15,6 +15,7 @@ MathJax or mermaid), widgets reduced to their text, one small shared style sheet
 from __future__ import annotations
 
 import copy
+import functools
 import html
 import json
 import re
@@ -154,13 +155,19 @@ def _for_report(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
-def notebook_body(nb: nbformat.NotebookNode) -> str:
-    """The notebook's cells as HTML (nbconvert's basic template: body only, no script, inputs hidden)."""
+@functools.cache
+def _exporter() -> HTMLExporter:
+    """One exporter per process: its template loads once, not once per phase (the same HTML either way)."""
     exporter = HTMLExporter(template_name="basic")
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
-    body, _ = exporter.from_notebook_node(_for_report(nb))
+    return exporter
+
+
+def notebook_body(nb: nbformat.NotebookNode) -> str:
+    """The notebook's cells as HTML (nbconvert's basic template: body only, no script, inputs hidden)."""
+    body, _ = _exporter().from_notebook_node(_for_report(nb))
     return str(body)
 
 

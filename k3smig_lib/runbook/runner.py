@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import papermill
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -32,17 +32,20 @@ from k3smig_lib.core.objects import sha256_of
 from k3smig_lib.core.paths import scrub, shown
 from k3smig_lib.core.secrets import RUN_KEY_ENV
 from k3smig_lib.errors import K3sMigError, ParameterError, PhaseError
-from k3smig_lib.k8s.lock import RunLock
 from k3smig_lib.log import logger
 from k3smig_lib.phases._base import PHASES, RESULT_FILE, now_iso, phase_dir, report_status
 from k3smig_lib.phases._context import open_source, open_target, target_ref
 from k3smig_lib.runbook.index import write_index
-from k3smig_lib.runbook.kernels import RunKernelManager, private_kernels, remove_stale
+from k3smig_lib.runbook.kernels import private_kernels, remove_stale
 from k3smig_lib.runbook.leaks import env_values, gate, key_values, source_values
 from k3smig_lib.runbook.ledger import chain_record, read_ledger, write_ledger
 from k3smig_lib.runbook.record import anchor, sign_run, signing_facts, write_public_key
 from k3smig_lib.runbook.report import write_phase_report
+from k3smig_lib.runbook.warm import PhaseKernels
 from k3smig_lib.show import BATCH_ENV
+
+if TYPE_CHECKING:  # the Kubernetes client is imported only by a run whose target is a cluster
+    from k3smig_lib.k8s.lock import RunLock
 
 NOTEBOOKS = PACKAGE_ROOT / "notebooks"
 
@@ -155,7 +158,7 @@ def leak_values(cfg: Settings, run_key: str) -> dict[bytes, str]:
     return {**source_values(open_source(cfg).list_objects()), **env_values(), **key_values(cfg, run_key)}
 
 
-RunLockLike = RunLock | DirectoryLock
+RunLockLike: TypeAlias = "RunLock | DirectoryLock"
 
 
 class Runner:
@@ -202,17 +205,15 @@ class Runner:
                 self._set_run_dir(base.with_name(f"{base.name}-{n}"))
         self.header["run_id"] = self.run_dir.name
 
-    def _execute(self, phase: str) -> dict[str, Any]:
+    def _execute(self, phase: str, kernels: PhaseKernels, next_phase: str | None = None) -> dict[str, Any]:
         out = self.run_dir / f"{phase}.ipynb"
         params = {**self.per_notebook[phase], "run_dir": str(self.run_dir)}
         result_path = phase_dir(self.cfg, phase) / RESULT_FILE
         result_path.unlink(missing_ok=True)  # a result of an earlier attempt must never pass for this one
         started, t0 = now_iso(), time.monotonic()
-        error = ""
+        error, timing = "", {}
         try:
-            papermill.execute_notebook(str(self.notebooks[phase]), str(out), parameters=params,
-                                       kernel_name="python3", progress_bar=False,
-                                       kernel_manager_class=RunKernelManager)
+            timing = kernels.execute(phase, self.notebooks[phase], out, params, next_phase)
         except papermill.PapermillExecutionError as e:
             error = f"{e.ename}: {e.evalue}"[:500]
         except (DeadKernelError, CellTimeoutError) as e:  # the kernel died (OOM, killed) or hung
@@ -223,12 +224,14 @@ class Runner:
             result["report_status"] = report_status(result)
             atomic_write(self.run_dir, f"artifacts/{phase}/{RESULT_FILE}",
                          json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+        t_html = time.monotonic()
         if out.is_file():
             write_phase_report(self.run_dir, phase, self.header)
+        timing["html"] = round(time.monotonic() - t_html, 2)
         status = "Failed" if error else result.get("status", "Failed")
         record = {"phase": phase, "status": status, "started": started, "seconds": round(time.monotonic() - t0, 2),
-                  "summary": result.get("summary", {}), "errors": result.get("errors") or ([scrub(error)] if error
-                                                                                           else []),
+                  "timing": timing, "summary": result.get("summary", {}),
+                  "errors": result.get("errors") or ([scrub(error)] if error else []),
                   "warnings": result.get("warnings", []), "notes": result.get("notes", []),
                   "degraded": result.get("degraded", []), "not_run": result.get("not_run", "")}
         return {**record, "report_status": report_status(record)}
@@ -270,26 +273,27 @@ class Runner:
         return dir_lock
 
     def _run(self, phases: list[str], lock: RunLockLike) -> RunOutcome:
-        try:
-            values = leak_values(self.cfg, self.run_key)
-        except K3sMigError as e:
-            # Without the source's Secret values the leak gate cannot guard later phases: only preflight
-            # runs, and its report says what is wrong with the source (permissions, reachability).
-            if "00_preflight" not in phases:
-                raise
-            logger.warning("source unreadable (%s): running preflight only", e)
-            values, phases = {**env_values(), **key_values(self.cfg, self.run_key)}, ["00_preflight"]
-        self.header.setdefault("source", self._identity("source"))
-        self.header.setdefault("target", self._identity("target"))
-        self._create_run_dir()
-        self._save()  # from here on, --resume finds a ledger even after SIGKILL
         failed = ""
-        with kernel_environment(self.run_key):
-            for phase in phases:
+        with kernel_environment(self.run_key), PhaseKernels() as kernels:
+            kernels.start_ahead(phases[0])  # the first kernel boots while the source is read for the leak gate
+            try:
+                values = leak_values(self.cfg, self.run_key)
+            except K3sMigError as e:
+                # Without the source's Secret values the leak gate cannot guard later phases: only preflight
+                # runs, and its report says what is wrong with the source (permissions, reachability).
+                if "00_preflight" not in phases:
+                    raise
+                logger.warning("source unreadable (%s): running preflight only", e)
+                values, phases = {**env_values(), **key_values(self.cfg, self.run_key)}, ["00_preflight"]
+            self.header.setdefault("source", self._identity("source"))
+            self.header.setdefault("target", self._identity("target"))
+            self._create_run_dir()
+            self._save()  # from here on, --resume finds a ledger even after SIGKILL
+            for phase, next_phase in zip(phases, [*phases[1:], None], strict=True):
                 lock.renew()  # the live Lease expires unless renewed; the directory lock needs nothing
                 logger.info("running %s", phase)
                 print(f"[k3smig] {phase} …", flush=True)
-                record = self._execute(phase)
+                record = self._execute(phase, kernels, next_phase)
                 self.records.append(chain_record(self.records[-1]["hash"] if self.records else "", record))
                 values |= key_values(self.cfg, self.run_key)  # phase 50 may have created the environment's key
                 self._gate(values)

@@ -20,6 +20,7 @@ from k3smig_lib.core.config import BUNDLED_EXAMPLE
 from k3smig_lib.core.dirlock import DirectoryLock
 from k3smig_lib.runbook import runner
 from k3smig_lib.runbook.ledger import verify
+from k3smig_lib.runbook.warm import PhaseKernels
 
 pytestmark = pytest.mark.notebooks
 K3SMIG = Path(sys.executable).with_name("k3smig")
@@ -169,8 +170,8 @@ def test_a_stale_phase_result_is_never_taken_for_a_new_attempt(tmp_path):
     (snapshot / "manifests" / "pgadmin" / "broken.yaml").write_text("kind: [unclosed\n")  # phase 40 now fails
     again = runner.Runner(json.loads((first.run_dir / "run.json").read_text())["parameters"], first.run_dir,
                           resumed=True)
-    with runner.kernel_environment(again.run_key):
-        record = again._execute("40_export_manifests")
+    with runner.kernel_environment(again.run_key), PhaseKernels() as kernels:
+        record = again._execute("40_export_manifests", kernels)
     assert record["status"] == "Failed" and record["summary"] == {}
     assert "broken.yaml: line 2, column 1" in " ".join(record["errors"])
     assert json.loads(stale.read_text())["status"] == "Failed"

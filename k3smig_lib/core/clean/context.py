@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,19 +116,16 @@ def ingress_backend_services(ingress: Obj) -> set[str]:
     return {str(n) for n in names if n}
 
 
-def _node_names(objects: list[Obj], options: CleanOptions) -> frozenset[str]:
-    names = set(options.source_node_names)
-    for obj in objects:
-        kind = obj.get("kind")
-        if kind == "Node":
-            names.add(ns_name(obj)[1])
-        spec = pod_spec(obj)
-        if spec and spec.get("nodeName"):
-            names.add(str(spec["nodeName"]))
-        selected = annotations_of(obj).get("volume.kubernetes.io/selected-node")
-        if selected:
-            names.add(selected)
-    return frozenset(names)
+def _node_names_of(obj: Obj) -> Iterator[str]:
+    """Source node names an object reveals: a Node's name, a pod's ``nodeName``, a claim's selected node."""
+    if obj.get("kind") == "Node":
+        yield ns_name(obj)[1]
+    spec = pod_spec(obj)
+    if spec and spec.get("nodeName"):
+        yield str(spec["nodeName"])
+    selected = annotations_of(obj).get("volume.kubernetes.io/selected-node")
+    if selected:
+        yield selected
 
 
 def _index_cert_manager(ctx: ClusterContext, obj: Obj) -> None:
@@ -143,6 +141,11 @@ def _index_cert_manager(ctx: ClusterContext, obj: Obj) -> None:
         ctx.acme_key_secrets.add((CERT_MANAGER_NAMESPACE, str(key_name)))
 
 
+def _slim_pv(pv: Obj) -> Obj:
+    """What the rules read of a PV (W7, K17, the PVC facts): its annotations and spec, not its status."""
+    return {"metadata": {"annotations": annotations_of(pv)}, "spec": pv.get("spec") or {}}
+
+
 def _index(ctx: ClusterContext, obj: Obj) -> None:
     kind, key = obj.get("kind"), ns_name(obj)
     if kind == "Service":
@@ -151,17 +154,41 @@ def _index(ctx: ClusterContext, obj: Obj) -> None:
     elif kind == "Ingress" and api_group(obj) != "extensions":
         ctx.ingress_backends.update((key[0], svc) for svc in ingress_backend_services(obj))
     elif kind == "PersistentVolume":
-        ctx.pvs[key[1]] = obj
+        ctx.pvs[key[1]] = _slim_pv(obj)
     elif kind == "StorageClass":
-        ctx.storage_classes[key[1]] = obj
+        ctx.storage_classes[key[1]] = {"provisioner": obj.get("provisioner")}
     elif kind == "Secret" and generated_token_secret(obj):
         ctx.token_secrets.add(key)
     elif kind in ("ClusterRoleBinding", "RoleBinding") and get_path(obj, "roleRef.kind") == "ClusterRole":
-        ctx.binding_refs.setdefault(str(get_path(obj, "roleRef.name")), []).append(obj)
+        ctx.binding_refs.setdefault(str(get_path(obj, "roleRef.name")), []).append({"subjects": obj.get("subjects")})
     _index_cert_manager(ctx, obj)
 
 
-def build_context(objects: list[Obj], options: CleanOptions) -> ClusterContext:
+class ContextBuilder:
+    """The context built one object at a time, so an export can be indexed while it streams past.
+
+    Only facts are kept (sets of names, the PVs' spec, the subjects of bindings), never the objects:
+    a 50,000-object export indexes into a few megabytes.
+    """
+
+    def __init__(self, options: CleanOptions) -> None:
+        self.ctx = ClusterContext(options=options)
+        self._nodes = set(options.source_node_names)
+
+    def add(self, obj: Obj) -> None:
+        """Index one exported object."""
+        self._nodes.update(_node_names_of(obj))
+        _index(self.ctx, obj)
+
+    def finish(self) -> ClusterContext:
+        """The context, once every object was added."""
+        ctx = self.ctx
+        ctx.node_names = frozenset(self._nodes)
+        ctx.kept_pv_names = frozenset(name for name, pv in ctx.pvs.items() if not is_dynamic_pv(pv))
+        return ctx
+
+
+def build_context(objects: Iterable[Obj], options: CleanOptions) -> ClusterContext:
     """Index the export for the cross-object rules.
 
     Args:
@@ -171,11 +198,10 @@ def build_context(objects: list[Obj], options: CleanOptions) -> ClusterContext:
     Returns:
         The context every rule reads; it is never modified while cleaning.
     """
-    ctx = ClusterContext(options=options, node_names=_node_names(objects, options))
+    builder = ContextBuilder(options)
     for obj in objects:
-        _index(ctx, obj)
-    ctx.kept_pv_names = frozenset(name for name, pv in ctx.pvs.items() if not is_dynamic_pv(pv))
-    return ctx
+        builder.add(obj)
+    return builder.finish()
 
 
 def key_path(base: str, key: str) -> str:

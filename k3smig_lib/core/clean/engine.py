@@ -1,7 +1,8 @@
 """The cleaning pipeline: the order of docs/cleaning-rules.md §1, object by object.
 
 1. keep the original and its hash; 2. white out whole objects (cross-object context built first);
-3. derive facts; 4. strip metadata and status; 5. per-kind rules; 6. K3s remaps; then the KEEP step
+3. derive facts; 4. drop API-server defaults nobody set (K27, while managedFields and last-applied are
+still there), strip metadata and status; 5. per-kind rules; 6. K3s remaps; then the KEEP step
 records what survived because of a keep rule. Step 7 (server-side dry-run) belongs to the deploy
 phase. Rules never touch the original: they work on a copy.
 
@@ -16,13 +17,13 @@ import binascii
 from collections.abc import Sequence
 from typing import Any
 
-from k3smig_lib.core.clean import keep, kinds, metadata, pods, remaps, services, whiteouts
+from k3smig_lib.core.clean import defaults, keep, kinds, metadata, pods, remaps, services, whiteouts
 from k3smig_lib.core.clean.context import ClusterContext, Work, build_context
 from k3smig_lib.core.clean.facts import derive_facts
 from k3smig_lib.core.clean.model import CleanedObject, CleanOptions, CleanReport
 from k3smig_lib.core.objects import Obj, canonical_json, ref, sha256_of
 
-_STEPS = (metadata.apply, services.apply, pods.apply, kinds.apply, remaps.apply, keep.apply)
+_STEPS = (defaults.apply, metadata.apply, services.apply, pods.apply, kinds.apply, remaps.apply, keep.apply)
 _MIN_SECRET_LEN = 4
 
 
@@ -85,28 +86,32 @@ def _prune_empty_metadata(obj: Obj) -> None:
             del meta[key]
 
 
-def clean_object(obj: Obj, ctx: ClusterContext) -> CleanedObject:
+def clean_object(obj: Obj, ctx: ClusterContext, *, owned: bool = False, digest: str = "") -> CleanedObject:
     """Clean one object of an export.
 
     Args:
         obj: the object as exported; it is not modified.
         ctx: the cross-object context of the whole export (:func:`build_context`).
+        owned: ``obj`` belongs to the cleaner (a streamed object nobody else holds): kept as the
+            original without a copy.
+        digest: ``sha256_of(obj)`` when the reader computed it already.
 
     Returns:
         The original, its hash, the cleaned copy (``None`` when whited out), the changes and facts.
     """
-    original: Obj = copy_tree(obj)
+    original: Obj = obj if owned else copy_tree(obj)
     identity = ref(original)
     drop = whiteouts.classify(original, ctx)
     facts = derive_facts(original, ctx)
+    digest = digest or sha256_of(original)
     if drop is not None:
-        return CleanedObject(identity, original, sha256_of(original), None, [drop], facts)
+        return CleanedObject(identity, original, digest, None, [drop], facts)
     work = Work(obj=_work_copy(original), ref=identity, ctx=ctx, facts=facts)
     for step in _STEPS:
         step(work)
     _prune_empty_metadata(work.obj)
     _scrub_changes(work, original)
-    return CleanedObject(identity, original, sha256_of(original), work.obj, work.changes, facts)
+    return CleanedObject(identity, original, digest, work.obj, work.changes, facts)
 
 
 def clean_objects(objects: Sequence[Obj], options: CleanOptions | None = None) -> CleanReport:

@@ -294,6 +294,14 @@ _CATALOGUE: tuple[Rule, ...] = (
           "Those Secrets are whited out (W5, W1); a reference to a missing pull Secret only hides that the target "
           "registry needs its own credentials",
           "C (OpenShift plugin)"),
+    _rule("K27",
+          "API-server defaults: fields whose value is the default of that kind and API version "
+          "(`imagePullPolicy`, `terminationMessagePath`/`Policy`, `dnsPolicy`, `restartPolicy`, `schedulerName`, "
+          "empty `securityContext`/`resources`, Service `sessionAffinity`, `protocol: TCP`, `targetPort` equal to "
+          "`port`…) that no field manager set (`managedFields`, read before M6) nor the last apply (read before M10)",
+          "The target's API server sets the same value again; kept, they bloat the GitOps tree and make k3smig the "
+          "server-side-apply owner of values nobody chose. A default a user wrote stays",
+          "N (drops defaults by a dry-run round trip, whoever set them)"),
     _rule("T1",
           "PVC and `volumeClaimTemplates` `storageClassName` → `local-path` (or omit it to get the "
           "default class)",

@@ -118,6 +118,7 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "K24": ("default", "Ingress/shop/web", "remove", "kubernetes.io/ingress.class"),
     "K25": ("default", "Deployment/shop/web", "remove", "spec.template.metadata.creationTimestamp"),
     "K26": ("default", "ServiceAccount/crane-complex-demo/app-sa", "remove", "imagePullSecrets"),
+    "K27": ("default", "Pod/monitoring/debug-shell", "remove", "spec.dnsPolicy"),
     "T1": ("default", "PersistentVolumeClaim/shop/web-uploads", "rewrite", "spec.storageClassName"),
     "T2": ("default", "PersistentVolumeClaim/shop/web-uploads", "warn", "spec.accessModes"),
     "T2b": ("default", "PersistentVolume/_cluster/backups-nfs", "rewrite", "persistentVolumeReclaimPolicy"),
