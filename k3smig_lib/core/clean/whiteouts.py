@@ -1,4 +1,4 @@
-"""Whole objects to drop (W1-W12), decided before any field is stripped (§1 step 2).
+"""Whole objects to drop (W1-W13), decided before any field is stripped (§1 step 2).
 
 Each check reads fields that later steps delete (``ownerReferences``, ``status``, Secret ``type``,
 the mirror annotation), so classification runs on the object exactly as exported. The first check
@@ -187,6 +187,18 @@ def _rbac_rule(obj: Obj, ctx: ClusterContext) -> Verdict:
     return None
 
 
+#: cert-manager's records of past issuances (W13): never migrated, owned or not.
+ISSUANCE_KINDS = frozenset({("cert-manager.io", "CertificateRequest"), ("acme.cert-manager.io", "Order"),
+                            ("acme.cert-manager.io", "Challenge")})
+
+
+def _issuance_rule(obj: Obj, ctx: ClusterContext) -> Verdict:
+    """W13: CertificateRequests, Orders and Challenges are history of an issuance, not desired state."""
+    if (api_group(obj), str(obj.get("kind"))) in ISSUANCE_KINDS:
+        return "W13", f"{obj.get('kind')}: record of a past issuance; the certificate travels in its TLS Secret"
+    return None
+
+
 def _platform_rule(obj: Obj, ctx: ClusterContext) -> Verdict:
     kind, group = str(obj.get("kind")), api_group(obj)
     platform = ctx.options.platform_namespaces
@@ -211,7 +223,7 @@ def _platform_rule(obj: Obj, ctx: ClusterContext) -> Verdict:
 
 
 _CHECKS: tuple[Callable[[Obj, ClusterContext], Verdict], ...] = (
-    _namespace_rule, _history_rule, _owner_rule, _endpoints_rule, _secret_rule,
+    _namespace_rule, _issuance_rule, _history_rule, _owner_rule, _endpoints_rule, _secret_rule,
     _default_objects_rule, _openshift_project_rule, _plumbing_rule, _platform_rule,
 )
 
