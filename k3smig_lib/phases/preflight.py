@@ -216,6 +216,10 @@ class Preflight(PhaseRun):
             if r.severity == "error":
                 self.errors.append(f"{r.ref_id}: {r.message} (to fix this, {r.fix})")
         self.summary["lint warnings"] = sum(1 for r in risks if r.severity == "warning")
+        if self.cfg.ingress_controller == "ingress-nginx":
+            self.warnings.append("ingress_controller: ingress-nginx was retired upstream (no releases, no security "
+                                 "fixes); to fix this, use K3s's Traefik with its NGINX provider "
+                                 "(ingress_controller: traefik) unless an annotation needs NGINX itself")
         return self.save_table("compatibility", pd.DataFrame([vars(r) for r in risks]))
 
     def capacity(self) -> pd.DataFrame:
