@@ -104,23 +104,20 @@ class Settings(BaseModel):
     letsencrypt_env: Literal["staging", "production"] = Field("staging", description="ACME endpoint")
     txt_owner_id: str = Field("k3smig", description="external-dns TXT owner id of the new cluster")
     # --- cutover -----------------------------------------------------------------------------
-    cutover: bool = Field(False, description="true (with apply): switch DNS to the target when every go/no-go "
-                          "check passes; false: plan, probe and record the go/no-go only")
+    cutover: bool = Field(False, description="with apply: switch DNS to the target on go; false: plan and "
+                          "record the go/no-go only")
     ingress_address: str = Field("", description="public address of the target ingress (the VM IP) published in "
                                  "DNS; empty: phase 10's output")
     source_txt_owner_id: str = Field("default", description="external-dns TXT owner id of the source cluster")
     external_dns: str = Field("external-dns/external-dns", description="namespace/name of the external-dns "
                               "Deployment on both clusters")
-    dns_server: str = Field("", description="host:port of the zone's authoritative DNS server, for TTLs, owners "
-                            "and answers; empty: DNS is not read")
-    dns_tsig_keyname: str = Field("", description="TSIG key name for zone transfers (its value only from "
-                                  "K3SMIG_DNS_TSIG_SECRET); empty: per-host queries")
+    dns_server: str = Field("", description="host:port of the zone's authoritative server; empty: DNS not read")
+    dns_tsig_keyname: str = Field("", description="TSIG key for zone transfers (value: env K3SMIG_DNS_TSIG_SECRET)")
     cutover_ttl: int = Field(60, ge=1, description="TTL (s) the moved records must have before cutover")
     dns_wait_seconds: float = Field(180.0, gt=0, description="how long the cutover waits for DNS to converge")
     probe_address: str = Field("", description="ip:port the target HTTPS probes connect to; empty: "
                                "ingress_address:443")
-    source_probe_address: str = Field("", description="ip:port of the source ingress for comparison probes; "
-                                      "empty: the address in the source Ingress status, port 443")
+    source_probe_address: str = Field("", description="ip:port of the source ingress; empty: its DNS address:443")
     probe_paths: dict[str, str] = Field(default_factory=dict, description="host -> path probed and compared "
                                         "(default /)")
     as_of: str = Field("", description="UTC time (ISO 8601) certificate expiry is judged at; empty: now")

@@ -207,12 +207,12 @@ def _platform_rule(obj: Obj, ctx: ClusterContext) -> Verdict:
     if group == "operators.coreos.com" and kind in OLM_KINDS:
         return "W10", "OLM object: operator lifecycle belongs to the target platform"
     if kind in PLATFORM_KINDS or group == SNAPSHOT_GROUP:
-        return "W11", f"{kind} of the source platform; K3s ships local-path and ingress-nginx"
+        return "W11", f"{kind} of the source platform; K3s ships local-path and its ingress"
     crd_group = str(get_path(obj, "spec.group") or "")
     if kind == "CustomResourceDefinition" and crd_group in PLATFORM_CRD_GROUPS:
         return "W11", f"CRD of a platform add-on ({crd_group}); installed with it on K3s"
     if (kind == "CustomResourceDefinition" and crd_group in TRAEFIK_GROUPS) or group in TRAEFIK_GROUPS:
-        return "T4", "Traefik is disabled on the target: rewrite this route as an Ingress for ingress-nginx"
+        return "T4", "Traefik on the target serves Ingresses of class nginx: rewrite this route as such an Ingress"
     if any(labels_of(obj).get(label) in platform for label in _APP_LABELS):
         return "W11", "object of a source platform add-on (by its app labels)"
     if kind.endswith("WebhookConfiguration"):
