@@ -38,6 +38,8 @@ SOURCE_OWNER = "prod-k8s"
 TARGET_OWNER = "k3smig"
 #: The source's load balancer address: the example's Ingresses carry it in their status.
 SOURCE_LB = "51.159.26.118"
+#: The VM's public address in the sandbox: a documentation address (RFC 5737), published, never contacted.
+VM_ADDRESS = "198.51.100.20"
 EXTERNAL_DNS = ("external-dns", "external-dns")
 TSIG_SECRET_NAME = "external-dns-rfc2136"
 TSIG_ENV = "EXTERNAL_DNS_RFC2136_TSIG_SECRET"
@@ -123,7 +125,10 @@ def external_dns_deployment(stand: DnsStand, owner: str, policy: str) -> Obj:
             f"--rfc2136-zone={stand.zone}", f"--rfc2136-tsig-keyname={stand.key_name}",
             f"--rfc2136-tsig-secret-alg={TSIG_ALGORITHM}", "--rfc2136-tsig-axfr", "--rfc2136-min-ttl=60s",
             "--registry=txt", f"--txt-owner-id={owner}", f"--policy={policy}", f"--domain-filter={stand.zone}",
-            "--interval=2s", "--log-level=debug"]
+            "--interval=2s", "--log-level=debug", f"--metrics-address=127.0.0.1:{free_port()}",
+            # external-dns >= 0.22 reads external-dns.kubernetes.io/ annotations; migrated Ingresses carry the
+            # external-dns.alpha.kubernetes.io/ ones every earlier release reads (the cleaner's T6 too)
+            "--enable-legacy-annotation-prefix"]
     env = [{"name": TSIG_ENV, "valueFrom": {"secretKeyRef": {"name": TSIG_SECRET_NAME, "key": "tsig-secret"}}}]
     labels = {"app.kubernetes.io/name": "external-dns"}
     return {"apiVersion": "apps/v1", "kind": "Deployment",

@@ -51,7 +51,8 @@ def network_up(state_dir: Path) -> NetworkStand:
     params = {"dns_server": f"{dns.host}:{dns.port}", "dns_tsig_keyname": dns.key_name, "domain": dns.zone,
               "source_txt_owner_id": dnsstand.SOURCE_OWNER, "txt_owner_id": dnsstand.TARGET_OWNER,
               "probe_address": f"127.0.0.1:{traefik['target'].websecure}",
-              "source_probe_address": f"127.0.0.1:{traefik['source'].websecure}"}
+              "source_probe_address": f"127.0.0.1:{traefik['source'].websecure}",
+              "ingress_address": dnsstand.VM_ADDRESS, "cutover": True}
     (state_dir / NETWORK_FILE).write_text(
         "# Written by `k3smig sandbox up --network`: how a run reaches the sandbox's DNS and Traefik.\n"
         + yaml.safe_dump(params, sort_keys=True))
