@@ -157,6 +157,15 @@ def predict(certificate: Obj, secret: Obj | None, now: datetime) -> Prediction:
                       f"{renewal_time(spec, cert):%Y-%m-%d}", "; ".join(reasons))
 
 
+def serial_of(secret: Obj) -> str:
+    """Serial (hex) of a TLS Secret's certificate, '' when unreadable."""
+    try:
+        raw = base64.b64decode((secret.get("data") or {}).get("tls.crt", ""))
+        return format(x509.load_pem_x509_certificate(raw).serial_number, "X")
+    except ValueError:
+        return ""
+
+
 def issuances_per_domain(predictions: list[Prediction], acme: set[str]) -> dict[str, int]:
     """Expected new Let's Encrypt certificates per registered domain (re-issues of ACME certificates only)."""
     counts: dict[str, int] = {}

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from k3smig_lib.core.certplan import serial_of
 from k3smig_lib.core.config import Settings
 from k3smig_lib.core.dnszone import Record, Server, owners
 from k3smig_lib.core.objects import Obj, get_path, ref
@@ -43,6 +44,7 @@ class NetworkLive(PhaseRun):
     """DNS plan, probes, go/no-go and cutover (mixed into the phase-80 state)."""
 
     ingresses: list[Obj]
+    tls: dict[str, Obj]
     objects: list[Obj]
     address: str
     checks: list[dict[str, Any]]
@@ -110,7 +112,7 @@ class NetworkLive(PhaseRun):
         rows: list[dict[str, Any]] = []
         tls_hosts = {h: f"Secret/{ref(i).namespace}/{t.get('secretName', '')}" for i in self.ingresses
                      for t in get_path(i, "spec.tls", []) or [] for h in t.get("hosts", [])}
-        serials = {p.secret: p.serial for p in getattr(self, "predictions", [])}
+        serials = {sid: serial_of(secret) for sid, secret in self.tls.items()}
         target_at = cfg.probe_address or (f"{self.address}:443" if self.address else "")
         for host in self.hosts():
             path = cfg.probe_paths.get(host, "/")
@@ -120,7 +122,7 @@ class NetworkLive(PhaseRun):
                 rows.append({"host": host, "path": path, "target address": target_at, "result": f"not run ({why})"})
                 continue
             secret = tls_hosts.get(host, "")
-            want = serials.get(secret.removeprefix("Secret/"), "")
+            want = serials.get(secret, "")
             t = probe(host, target_at, path)
             s = probe(host, source_at, path) if source_at else None
             ok = (t.tls and bool(want) and t.serial == want and s is not None and s.tls and t.status == s.status

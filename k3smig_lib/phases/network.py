@@ -93,7 +93,9 @@ class Network(NetworkLive):
                 secret_id = f"Secret/{ref(ing).namespace}/{tls.get('secretName', '')}"
                 rows.append({"ingress": ref(ing).id, "class": get_path(ing, "spec.ingressClassName", ""),
                              "served by": controller, "hosts": ", ".join(tls.get("hosts", [])),
-                             "tls secret": tls.get("secretName", ""), "secret migrated": secret_id in self.tls})
+                             "tls secret": tls.get("secretName", ""), "secret migrated": secret_id in self.tls,
+                             "router promised": ", ".join(f"Host(`{h}`) + TLS" for h in tls.get("hosts", []))
+                             if self.cfg.ingress_controller == "traefik" else ""})
             if get_path(ing, "spec.ingressClassName") != self.cfg.ingress_class:
                 self.errors.append(f"{ref(ing).id} does not use ingress class {self.cfg.ingress_class}")
         if self.cfg.ingress_controller == "ingress-nginx":
