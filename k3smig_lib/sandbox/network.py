@@ -1,7 +1,8 @@
 """The sandbox's network stand: DNS (knotd + real external-dns on both clusters) and Traefik per cluster.
 
 Started after ``up`` (and the seed) by ``k3smig sandbox up --network`` and by the integration tests;
-its processes join the sandbox state, so ``down`` stops them by PID with the rest. It writes
+its processes join the sandbox state, so ``down`` stops them by PID with the rest (``network_down``
+stops them alone). It writes
 ``network.yaml`` into the state folder: the parameters a run needs to reach it (DNS server, TSIG key
 *name*, probe addresses), for ``k3smig run … --overlay``. The TSIG secret stays in ``dns/tsig.secret``.
 """
@@ -16,6 +17,7 @@ import yaml
 
 from k3smig_lib.sandbox import dnsstand, traefikstand
 from k3smig_lib.sandbox.lifecycle import _load_state, _save_state
+from k3smig_lib.sandbox.procs import ProcessRecord, is_running, stop_process
 
 NETWORK_FILE = "network.yaml"
 
@@ -57,3 +59,28 @@ def network_up(state_dir: Path) -> NetworkStand:
         "# Written by `k3smig sandbox up --network`: how a run reaches the sandbox's DNS and Traefik.\n"
         + yaml.safe_dump(params, sort_keys=True))
     return NetworkStand(dns, traefik, params)
+
+
+def network_down(state_dir: Path) -> list[str]:
+    """Stop the network stand's processes (by the PIDs ``network_up`` recorded), keep the clusters running.
+
+    Returns:
+        Names of the processes stopped.
+    """
+    state_dir = state_dir.resolve()
+    state = _load_state(state_dir)
+    if state is None:
+        return []
+    ours = [p for p in state["processes"] if p["name"].startswith("dns/") or p["name"].endswith("/traefik")]
+    stopped = []
+    for data in reversed(ours):
+        rec = ProcessRecord.from_json(data)
+        if is_running(rec):
+            stop_process(rec)
+            stopped.append(rec.name)
+    state["processes"] = [p for p in state["processes"] if p not in ours]
+    for key in ("dns", "traefik"):
+        state.pop(key, None)
+    _save_state(state_dir, state)
+    (state_dir / NETWORK_FILE).unlink(missing_ok=True)
+    return stopped

@@ -24,7 +24,8 @@ from k3smig_lib.runbook import runner
 from k3smig_lib.runbook.ledger import read_ledger, verify
 from k3smig_lib.runbook.rollback import rollback
 from k3smig_lib.sandbox import dnsstand
-from k3smig_lib.sandbox.network import NetworkStand, network_up
+from k3smig_lib.sandbox.network import NetworkStand, network_down, network_up
+from k3smig_lib.sandbox.procs import listening_sockets
 from k3smig_lib.sandbox.traefikstand import NO_BACKEND, wait_routers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,6 +81,7 @@ def net(sandbox: Any, seeded: Any) -> Iterator[NetworkStand]:
     poll(lambda: all(owners(zone(stand)).get(h) == dnsstand.SOURCE_OWNER for h in HOSTS),
          "the source's external-dns publishes its hosts")
     yield stand
+    network_down(sandbox.state_dir)  # by the PIDs it started: later tests see the sandbox as it was
     if previous is None:
         os.environ.pop(TSIG_ENV, None)
     else:
@@ -184,3 +186,11 @@ def test_rollback_gives_the_source_its_replicas_and_its_records_back(cutover, be
     ledger = read_ledger(cutover.run_dir)
     assert ledger["phases"][-1]["phase"] == "rollback" and ledger["phases"][-1]["status"] == "Completed"
     assert verify(cutover.run_dir) == []
+
+
+def test_the_network_stand_listens_on_127_0_0_1_only(net, sandbox):
+    state = json.loads((sandbox.state_dir / "sandbox.json").read_text())
+    pids = [p["pid"] for p in state["processes"] if p["name"].startswith("dns/") or p["name"].endswith("/traefik")]
+    children = json.loads((Path(net.dns.key_file).parent / "supervisor.json").read_text())
+    pids += [c["pid"] for c in children.values()]  # the external-dns processes of both clusters
+    assert len(pids) == 6 and {addr for addr, _ in listening_sockets(pids)} == {"127.0.0.1"}
