@@ -24,7 +24,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from k3smig_lib.runbook import runner
 
     if args.resume:
-        outcome = runner.resume(Path(args.resume))
+        outcome = runner.resume(Path(args.resume), phases=args.phases)
     else:
         if not args.params:
             raise K3sMigError("no parameters file given", fix="run `k3smig run parameters/<env>.yaml`")
@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the phase notebooks with a parameters file")
     run.add_argument("params", nargs="?", help="parameters/<env>.yaml")
     run.add_argument("--phases", help="phases to run, e.g. 30-60 or 00,40")
-    run.add_argument("--resume", metavar="RUN", help="continue RUN from its first phase that did not complete")
+    run.add_argument("--resume", metavar="RUN", help="continue RUN from its first phase that did not complete "
+                     "(with --phases: add later phases to it, e.g. the cutover)")
     run.add_argument("--runs", default="runs", help="folder that holds run folders (default: runs)")
     run.add_argument("--overlay", metavar="FILE", help="parameters that replace the file's (the sandbox's "
                      "network.yaml)")

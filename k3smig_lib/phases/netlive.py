@@ -167,6 +167,8 @@ class NetworkLive(PhaseRun):
             "hosts": hosts, "before": {host: addresses(self.zone, host) for host in hosts}, "after": self.address,
             "source_owner": cfg.source_txt_owner_id, "target_owner": cfg.txt_owner_id,
             "external_dns": cfg.external_dns, "runners": runners(self.objects)})
+        from k3smig_lib.backends.live_target import LiveTarget
+
         source, target = Kube.of(source_ref(cfg)), Kube.of(target_ref(cfg))
         try:
             for kind, ns, name in runners(self.objects):  # one registration: the source's stops first
@@ -174,6 +176,9 @@ class NetworkLive(PhaseRun):
                 held = handover.get(target, kind, ns, name) or {}
                 intended = int((get_path(held, "metadata.annotations", {}) or {}).get(INTENDED, "1"))
                 h.note(handover.set_replicas(target, "target", kind, ns, name, intended, {HELD_UNTIL: None}))
+                LiveTarget(target_ref(cfg)).wait_ready([handover.get(target, kind, ns, name) or held],
+                                                       timeout=cfg.dns_wait_seconds)
+                h.note(handover.Step("target", f"{kind}/{ns}/{name}", "ready", "", f"{intended} replicas ready"))
             after = switch(h, (source, cfg.source_txt_owner_id), (target, cfg.txt_owner_id),
                            {host: [self.address] for host in hosts}, cfg.dns_wait_seconds)
             self.save_json("zone_after.json", [asdict(r) for r in after])
