@@ -9,7 +9,10 @@ the Ansible role (target) install it, but with the sandbox's flags. The sandbox 
 real ``external-dns`` binary with the Deployment's arguments while it has replicas.
 
 The zone starts with records the migration must never touch: one owned by another cluster's
-external-dns (``other-cluster``) and one written by hand. The TSIG secret lives in the state folder
+external-dns (``other-cluster``) and one written by hand. The source also publishes a host the
+migration does not move (an Ingress in its ``external-dns`` namespace, a platform namespace the cleaner
+drops): a record of the very owner the target migrates from, the one ``--migrate-from-txt-owner``
+would delete without the cutover's guard (external-dns#5993). The TSIG secret lives in the state folder
 (mode 0600) and in a Secret of each cluster, like the sandbox's PKI; it never appears in an argument
 list or a log.
 """
@@ -41,6 +44,8 @@ SOURCE_LB = "51.159.26.118"
 #: The VM's public address in the sandbox: a documentation address (RFC 5737), published, never contacted.
 VM_ADDRESS = "198.51.100.20"
 EXTERNAL_DNS = ("external-dns", "external-dns")
+#: A host the source's external-dns publishes and the migration leaves on the source (not planned).
+UNPLANNED_HOST = f"status.{ZONE}"
 TSIG_SECRET_NAME = "external-dns-rfc2136"
 TSIG_ENV = "EXTERNAL_DNS_RFC2136_TSIG_SECRET"
 #: Records present before any external-dns runs, which the cutover must leave exactly as they are.
@@ -148,6 +153,18 @@ def _install(ref: ClusterRef, stand: DnsStand, owner: str, policy: str) -> None:
     kube.request("POST", f"/api/v1/namespaces/{ns}/secrets", counter="writes", body=secret, accept=(409,))
     kube.request("POST", f"/apis/apps/v1/namespaces/{ns}/deployments", counter="writes",
                  body=external_dns_deployment(stand, owner, policy), accept=(409,))
+    if ref.side == "source":
+        kube.request("POST", f"/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses", counter="writes",
+                     body=unplanned_ingress(), accept=(409,))
+
+
+def unplanned_ingress() -> Obj:
+    """The source's Ingress for :data:`UNPLANNED_HOST` (no class: only external-dns reads it)."""
+    backend = {"service": {"name": "status", "port": {"number": 80}}}
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": "status", "namespace": EXTERNAL_DNS[0]},
+            "spec": {"rules": [{"host": UNPLANNED_HOST, "http": {"paths": [
+                {"path": "/", "pathType": "Prefix", "backend": backend}]}}]}}
 
 
 def tools_bin() -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +21,13 @@ import pytest
 from k3smig_lib.core.dnszone import Record, Server, axfr, owners, query
 from k3smig_lib.k8s import handover
 from k3smig_lib.k8s.client import ClusterRef, Kube
+from k3smig_lib.phases.cutover import Handover
 from k3smig_lib.runbook import runner
 from k3smig_lib.runbook.ledger import read_ledger, verify
 from k3smig_lib.runbook.rollback import rollback
 from k3smig_lib.sandbox import dnsstand
 from k3smig_lib.sandbox.network import NetworkStand, network_down, network_up
-from k3smig_lib.sandbox.procs import listening_sockets
+from k3smig_lib.sandbox.procs import free_port, listening_sockets
 from k3smig_lib.sandbox.traefikstand import NO_BACKEND, wait_routers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,7 +80,7 @@ def net(sandbox: Any, seeded: Any) -> Iterator[NetworkStand]:
     stand = network_up(sandbox.state_dir)
     previous = os.environ.get(TSIG_ENV)
     os.environ[TSIG_ENV] = stand.dns.tsig_secret()  # the run's kernels read it from the environment only
-    poll(lambda: all(owners(zone(stand)).get(h) == dnsstand.SOURCE_OWNER for h in HOSTS),
+    poll(lambda: all(owners(zone(stand)).get(h) == dnsstand.SOURCE_OWNER for h in (*HOSTS, dnsstand.UNPLANNED_HOST)),
          "the source's external-dns publishes its hosts")
     yield stand
     network_down(sandbox.state_dir)  # by the PIDs it started: later tests see the sandbox as it was
@@ -141,6 +143,41 @@ def test_before_cutover_the_targets_upsert_only_external_dns_changes_nothing(mov
     assert foreign(zone(net)) == foreign(before["zone"])
 
 
+def dry_run(net: NetworkStand, sandbox: Any, flags: dict[str, list[str]]) -> str:
+    """One ``--once --dry-run`` pass of the real external-dns with the target's arguments and ``flags``: its log."""
+    target_ed = handover.get(kube(sandbox, "target"), "Deployment", *dnsstand.EXTERNAL_DNS)
+    assert target_ed is not None
+    work = Path(net.dns.key_file).parent
+    args = handover.set_flags(handover.args_of(target_ed), {**flags, "metrics-address": [f"127.0.0.1:{free_port()}"]})
+    args += ["--once", "--dry-run"]  # kingpin's boolean flags take no value
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work),
+           dnsstand.TSIG_ENV: net.dns.tsig_secret()}
+    done = subprocess.run([str(dnsstand.tools_bin() / "external-dns"), *args,
+                           f"--kubeconfig={work / 'target.kubeconfig'}"], env=env, cwd=work,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return done.stdout + done.stderr
+
+
+def test_an_unscoped_migrate_from_txt_owner_would_delete_the_sources_other_host_and_the_guard_hides_it(
+        moved, before, net, sandbox):
+    # external-dns#5993 with the real binary, dry run: sync + --migrate-from-txt-owner adopts every record of
+    # the old owner, and deletes the one the target does not publish (the source's status host) ...
+    unplanned = dnsstand.UNPLANNED_HOST
+    assert owners(before["zone"])[unplanned] == dnsstand.SOURCE_OWNER
+    migrate = {"policy": ["sync"], "migrate-from-txt-owner": [dnsstand.SOURCE_OWNER]}
+    unguarded = dry_run(net, sandbox, migrate)
+    assert f"Removing RR: {unplanned}" in unguarded, unguarded[-3000:]
+    # ... the cutover's --regex-domain-filter (the planned hosts only) leaves it out of sight: nothing else removed
+    regex = Handover(list(HOSTS), net.dns.zone, Server(net.dns.host, net.dns.port), "", dnsstand.EXTERNAL_DNS).regex()
+    guarded = dry_run(net, sandbox, {**migrate, "regex-domain-filter": [regex]})
+    removed = [line for line in guarded.splitlines() if "Removing RR:" in line]
+    assert all(any(h in line for h in HOSTS) for line in removed), removed
+    added = [line for line in guarded.splitlines() if "Adding RR:" in line and f" A {VM}" in line]
+    assert all(any(f"Adding RR: {h} " in line for line in added) for h in HOSTS), guarded[-3000:]
+    assert foreign(zone(net)) == foreign(before["zone"])  # dry runs: the zone is as it was
+
+
 def test_traefik_serves_the_migrated_ingresses_with_the_routers_the_report_promised(moved, cutover, net):
     promised = table(cutover.run_dir, "ingresses.csv")
     routers = wait_routers(net.traefik["target"], [r["hosts"] for r in promised])
@@ -171,6 +208,9 @@ def test_cutover_on_go_moves_the_hosts_and_touches_no_other_record(cutover, befo
     assert all(owners(after)[h] == dnsstand.TARGET_OWNER for h in HOSTS)
     untouched = {r for r in foreign(before["zone"]) if not any(h.split(".")[0] in r.name for h in HOSTS)}
     assert untouched <= foreign(after) and owners(after)["mail.example.org"] == "other-cluster"
+    assert owners(after)[dnsstand.UNPLANNED_HOST] == dnsstand.SOURCE_OWNER  # the source's other host stays
+    guard = next(c for c in decision["checks"] if c["check"] == "migrate-from-txt-owner scoped to the planned hosts")
+    assert f"hides 1 other record(s) of {dnsstand.SOURCE_OWNER}" in guard["detail"]
     certs = table(run_dir, "certificates.csv")
     assert {c["on the target"] for c in certs} == {"kept"} and len(certs) == 2
     probes = table(run_dir, "probes.csv")
