@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Tools built from Go modules (sandbox control planes, tofu, the Scaleway provider, sops, promtool) are
+# Tools built from Go modules (sandbox control planes, tofu, the Scaleway provider, sops, promtool,
+# external-dns, traefik) are
 # cached outside git in $(K3SMIG_CACHE), shared by every clone through the .cache link, and found first.
 K3SMIG_CACHE ?= $(HOME)/.cache/k3smig
 export PATH := $(CURDIR)/.cache/tools/bin:$(PATH)
@@ -49,6 +50,8 @@ system-deps:
 	bash tools/build-infra.sh
 	bash tests/infra/molecule-image.sh
 	bash tools/build-sandbox.sh
+	bash tools/build-external-dns.sh
+	bash tools/build-traefik.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check k3smig_lib tests scripts examples
@@ -93,10 +96,16 @@ sandbox-up: $(STAMP)
 	$(BIN)/k3smig sandbox up
 
 # The ten phases against the sandbox clusters (started for the run, stopped after it).
+# The cutover runs against the sandbox's network stand: knotd (TSIG), real external-dns on both clusters,
+# Traefik per cluster; its TSIG secret goes to the run only through the environment.
+SANDBOX_STATE := .cache/sandbox/state
 demo-live: $(STAMP)
 	bash tools/build-sandbox.sh
-	$(BIN)/k3smig sandbox up
-	$(BIN)/k3smig run parameters/sandbox.yaml; rc=$$?; $(BIN)/k3smig sandbox down; exit $$rc
+	bash tools/build-external-dns.sh
+	bash tools/build-traefik.sh
+	$(BIN)/k3smig sandbox up --network || { $(BIN)/k3smig sandbox down; exit 1; }
+	K3SMIG_DNS_TSIG_SECRET=$$(cat $(SANDBOX_STATE)/dns/tsig.secret) $(BIN)/k3smig run parameters/sandbox.yaml \
+	  --overlay $(SANDBOX_STATE)/network.yaml; rc=$$?; $(BIN)/k3smig sandbox down; exit $$rc
 
 sandbox-down: $(STAMP)
 	$(BIN)/k3smig sandbox down

@@ -33,11 +33,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.resume:
         _existing(args.resume, "run folder", "give a folder under runs/ (`ls runs`)")
-        outcome = runner.resume(Path(args.resume))
+        outcome = runner.resume(Path(args.resume), phases=args.phases)
     else:
         if not args.params:
             raise UsageError("no parameters file given", fix="run `k3smig run parameters/<env>.yaml`")
-        outcome = runner.run(Path(args.params), phases=args.phases, runs_root=Path(args.runs))
+        overrides = None
+        if args.overlay:
+            from k3smig_lib.core.config import read_parameters_file
+
+            overrides = read_parameters_file(Path(_existing(args.overlay, "overlay file",
+                                                            "give a parameters file with the values to change")))
+        outcome = runner.run(Path(args.params), phases=args.phases, runs_root=Path(args.runs), overrides=overrides)
     print(f"run: {outcome.run_dir}")
     print(f"status: {outcome.status}" + (f" (failed in {outcome.failed_phase})" if outcome.failed_phase else ""))
     if outcome.verdict:
@@ -49,7 +55,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    args.params, args.resume = str(DEMO_PARAMS), None
+    args.params, args.resume, args.overlay = str(DEMO_PARAMS), None, None
     return _cmd_run(args)
 
 
@@ -81,6 +87,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
     print(f"re-rendered every report of {args.run} from its notebooks: byte for byte what the ledger holds"
           + (f" (written to {args.out})" if args.out else ""))
     return 0
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from k3smig_lib.runbook.rollback import rollback
+
+    outcome = rollback(Path(args.run))
+    print(f"rollback of {outcome.run_dir.name}: {outcome.status} ({outcome.steps} steps)")
+    print(f"report: {outcome.report}")
+    return 0 if outcome.status == "Completed" else 1
 
 
 def _cmd_clean(args: argparse.Namespace) -> int:
@@ -118,6 +133,13 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
         if not args.no_seed:
             seeded = sandbox.seed_source(st.kubeconfig, st.contexts["source"], Path(args.snapshot))
             print(f"seeded source: {len(seeded.created)} objects created, {len(seeded.volumes)} volumes filled")
+        if args.network:
+            from k3smig_lib.sandbox.network import NETWORK_FILE, network_up
+
+            net = network_up(state)
+            print(f"network: DNS {net.parameters['dns_server']} (zone {net.dns.zone}, TSIG key {net.dns.key_name}), "
+                  f"Traefik {', '.join(f'{n} https {t.websecure} api {t.api}' for n, t in net.traefik.items())}; "
+                  f"run parameters in {state / NETWORK_FILE}")
         st = sandbox.status(state)
     elif args.action == "down":
         stopped = sandbox.down(state)
@@ -141,9 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the phase notebooks with a parameters file")
     run.add_argument("params", nargs="?", help="parameters/<env>.yaml")
     run.add_argument("--phases", help="phases to run, e.g. 30-60 or 00,40")
-    run.add_argument("--resume", metavar="RUN", help="continue RUN from its first phase that did not complete")
+    run.add_argument("--resume", metavar="RUN", help="continue RUN from its first phase that did not complete "
+                     "(with --phases: add later phases to it, e.g. the cutover)")
     run.add_argument("--runs", default="runs", help="folder that holds run folders (default: runs)")
+    run.add_argument("--overlay", metavar="FILE", help="parameters that replace the file's (the sandbox's "
+                     "network.yaml)")
     run.set_defaults(func=_cmd_run)
+    back = sub.add_parser("rollback", help="undo the cutover of a run: source and DNS back as they were")
+    back.add_argument("run", help="runs/<run-id>")
+    back.set_defaults(func=_cmd_rollback)
     demo = sub.add_parser("demo", help="run all ten phases on the bundled example cluster")
     demo.add_argument("--phases", help="phases to run")
     demo.add_argument("--runs", default="runs", help="folder that holds run folders")
@@ -177,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     box.add_argument("--snapshot", default=str(PACKAGE_ROOT / "examples" / "prod-cluster"),
                      help="export seeded into the source (default: the bundled example)")
     box.add_argument("--no-seed", action="store_true", help="start empty clusters")
+    box.add_argument("--network", action="store_true", help="also start the DNS stand (knotd, external-dns on "
+                     "both clusters) and Traefik per cluster, for the cutover")
     box.set_defaults(func=_cmd_sandbox)
     return parser
 

@@ -10,8 +10,10 @@ command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
 command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v runc >/dev/null 2>&1 || need+=(runc)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+# The cutover's authoritative DNS server (RFC 2136 updates and zone transfers signed with TSIG)
+[ -x /usr/sbin/knotd ] || need+=(knot)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
-command -v go >/dev/null 2>&1 || { echo "Go >= 1.25.8 is needed to build the test tools (sops, promtool, tofu)"; exit 1; }
+command -v go >/dev/null 2>&1 || { echo "Go >= 1.25.8 is needed to build the test tools (sops, promtool, tofu, traefik; external-dns fetches the approved go1.27.3 toolchain itself)"; exit 1; }
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -2,7 +2,7 @@
 
 The golden copies are the demo notebooks executed on the bundled example with fixed relative paths,
 checked later by ``pytest --nbval tests/golden`` with ``tests/golden/sanitize.cfg``. Cells whose output
-depends on the machine (tool versions, credentials present, certificate days left) are marked
+depends on the machine (tool versions, credentials present) are marked
 ``NBVAL_IGNORE_OUTPUT``; everything else is compared, so a change in a report shows up as a diff.
 """
 
@@ -29,9 +29,11 @@ from k3smig_lib.core.leakgate import scan  # noqa: E402
 from k3smig_lib.core.secrets import secret_values  # noqa: E402
 from k3smig_lib.phases._base import PHASES  # noqa: E402
 
+#: ``as_of`` pins the time certificates are judged at to the example's export time (as parameters/demo.yaml does),
+#: so the certificate table is compared like any other report.
 PARAMS = {"environment": "golden", "apply": True, "age_recipient": "auto", "run_dir": "runs/golden",
-          "target_dir": "targets/golden"}
-IGNORE = ("phase.tools()", "phase.credentials()", "phase.certificates()", "phase.endpoints()")
+          "target_dir": "targets/golden", "as_of": "2025-01-20T10:00:00Z"}
+IGNORE = ("phase.tools()", "phase.credentials()", "phase.endpoints()")
 #: Cells of one phase only whose output depends on the machine: (phase, cell source).
 IGNORE_IN = {("70_migrate_data", "phase.capacity()")}  # the free bytes of this machine's disk
 

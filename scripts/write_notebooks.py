@@ -21,9 +21,10 @@ from k3smig_lib.core.config import Settings  # noqa: E402
 SOURCE = ["source_kind", "source_snapshot", "source_kubeconfig", "source_context", "namespaces", "exclude_namespaces"]
 EXPORT = ["export_dir"]
 TARGET = ["target_kind", "target_dir", "target_kubeconfig", "target_context", "age_recipient"]
-CLEAN = ["storage_class", "ingress_class", "registry_rewrites", "registry_pull_secret", "keep_helm_releases"]
+CLEAN = ["storage_class", "ingress_class", "registry_rewrites", "registry_pull_secret", "keep_helm_releases",
+         "ingress_address", "ingress_controller"]
 VM = ["vm_name", "zone", "instance_type", "disk_gb", "admin_cidr", "k3s_version", "domain", "acme_email",
-      "letsencrypt_env", "txt_owner_id"]
+      "letsencrypt_env", "txt_owner_id", "ingress_controller"]
 
 SPEC: dict[str, dict[str, object]] = {
     "00_preflight": {
@@ -74,8 +75,9 @@ SPEC: dict[str, dict[str, object]] = {
     },
     "20_configure_k3s": {
         "title": "20 · Configure K3s and the platform",
-        "purpose": "Install K3s (Traefik disabled), Helm, ingress-nginx, cert-manager and external-dns on the VM "
-                   "with Ansible; check mode unless `provision: true`.",
+        "purpose": "Install K3s (its bundled Traefik with the NGINX provider, or ingress-nginx with Traefik "
+                   "disabled), Helm, cert-manager and external-dns on the VM with Ansible; check mode unless "
+                   "`provision: true`.",
         "pre": "Phase 10 produced an inventory (or placeholders are shown).",
         "changes": "With `provision: true`: packages, the K3s service and Helm releases on the VM.",
         "rollback": "Each role has an `absent` state (`<role>_state: absent`).",
@@ -131,6 +133,8 @@ SPEC: dict[str, dict[str, object]] = {
             ("Whole objects not migrated, with the rule and the reason.", "phase.dropped()"),
             ("Field changes on kept objects, grouped by rule.", "phase.changes()"),
             ("Rewrites that need a human look.", "phase.warnings_table()"),
+            ("Every `nginx.ingress.kubernetes.io/*` annotation of the source: supported by Traefik's NGINX provider, "
+             "needs a Traefik middleware (which), or unsupported.", "phase.ingress_annotations()"),
             ("OpenShift Routes: K3s does not serve them; the equivalent Ingress to apply instead.", "phase.routes()"),
             ("Originals (Secrets redacted), cleaned objects, per-object diffs and the chain-of-custody table.",
              "phase.write()"),
@@ -221,19 +225,39 @@ SPEC: dict[str, dict[str, object]] = {
         ],
     },
     "80_configure_network": {
-        "title": "80 · Ingress, certificates and DNS",
-        "purpose": "Check that every Ingress uses the target class, that certificates travel so cert-manager does "
-                   "not re-issue them, and plan the DNS records external-dns will own.",
-        "pre": "Phases 40–60.",
-        "changes": "Nothing in a directory target; probes and DNS only on a live target.",
-        "rollback": "Nothing to roll back.",
-        "params": ["environment", "run_dir", *SOURCE, *TARGET, *CLEAN, "domain", "txt_owner_id"],
+        "title": "80 · Ingress, certificates, DNS and cutover",
+        "purpose": "Serve the migrated Ingresses with K3s's Traefik (NGINX provider) or ingress-nginx; classify "
+                   "every "
+                   "`nginx.ingress.kubernetes.io/*` annotation; keep every certificate (ACME account keys, TLS "
+                   "Secrets, issuers, Certificates, in that order) and predict any re-issue; read DNS, probe the "
+                   "target over HTTPS, record the go/no-go, and on go hand the DNS records from the source's "
+                   "external-dns to the target's.",
+        "pre": "Phases 40–70. For the cutover: a live target, `dns_server`, the source's and target's external-dns.",
+        "changes": "With `apply: true` and `cutover: true`, on go only: the source's GitLab Runner and external-dns "
+                   "scaled to 0 (replicas recorded on them), the target's runner released, the target's "
+                   "external-dns switched to `sync` with the source's records handed over; DNS answers the VM "
+                   "address.",
+        "rollback": "`k3smig rollback runs/<run-id>`: source workloads and external-dns back to their recorded "
+                    "replicas, records handed back, target external-dns back to `upsert-only`; a rollback report is "
+                    "written into the run.",
+        "params": ["environment", "apply", "run_dir", *SOURCE, *TARGET, *CLEAN, "domain",
+                   "txt_owner_id", "cutover", "source_txt_owner_id", "external_dns",
+                   "dns_server", "dns_tsig_keyname", "cutover_ttl", "dns_wait_seconds", "probe_address",
+                   "source_probe_address", "probe_paths", "as_of"],
         "start": "phase = k3smig.network.start(cfg)",
         "cells": [
-            ("Ingresses on the target.", "phase.ingress_table()"),
-            ("Certificates: names, expiry, and whether they would be re-issued.", "phase.certificates()"),
-            ("DNS plan for external-dns (own TXT owner id, upsert-only until cutover).", "phase.dns_plan()"),
-            ("HTTP(S) probes through the new ingress.", "phase.probes()"),
+            ("Ingresses on the target and the controller that serves them.", "phase.ingress_table()"),
+            ("Every `nginx.ingress.kubernetes.io/*` annotation: supported by Traefik's NGINX provider, needs a "
+             "Traefik middleware (which), or unsupported.", "phase.annotations()"),
+            ("cert-manager objects in apply order: ACME account keys, TLS Secrets, issuers, Certificates.",
+             "phase.migration_order()"),
+            ("Certificates: kept or re-issued (cert-manager's triggers), serial, expiry; Let's Encrypt's weekly "
+             "limit.", "phase.certificates()"),
+            ("DNS: current answers, TTLs and owners; what the cutover changes; the TTL plan.", "phase.dns_plan()"),
+            ("HTTPS probes with SNI and Host through the target ingress, compared with the source.",
+             "phase.probes()"),
+            ("Go/no-go: every check and the decision.", "phase.go_no_go()"),
+            ("Cutover (only on go, with `apply: true` and `cutover: true`): every step.", "phase.cutover()"),
             ("Outcome of the phase.", "phase.finish()"),
         ],
     },

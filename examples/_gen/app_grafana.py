@@ -81,7 +81,9 @@ def _front(c: Cluster, pods: list[Obj]) -> None:
     )
     ing = kit.ingress(NS, "grafana", _LABELS, HOST, ("grafana-lb", {"number": 80}), class_name="nginx")
     networking.ingress(c, ing, "2024-06-10T09:04:00Z", INGRESS_LB_IP)
-    issued = certmanager.Issued(NS, "grafana-tls", (HOST,), "2024-06-10T09:04:02Z", "2024-12-07T09:05:12Z", 4)
+    issued = certmanager.Issued(
+        NS, "grafana-tls", (HOST,), "2024-06-10T09:04:02Z", certmanager.before_now(44, 3_288), 4
+    )
     certmanager.issue(c, issued)
 
 

@@ -114,7 +114,7 @@ def _network(c: Cluster, pods: list[Obj]) -> None:
     manifest = kit.ingress(NS, "vaultwarden", _LABELS, HOST, ("vaultwarden", {"name": "http"}), annotations=annotations)
     ingress = networking.ingress(c, manifest, "2024-03-02T19:32:00Z", INGRESS_LB_IP)
     issued = certmanager.Issued(
-        NS, "vaultwarden-tls", (HOST,), "2024-03-02T19:32:01Z", "2024-12-26T19:36:09Z", 6, ingress
+        NS, "vaultwarden-tls", (HOST,), "2024-03-02T19:32:01Z", certmanager.before_now(24, 51_831), 6, ingress
     )
     certmanager.issue(c, issued)
     from_ingress_nginx = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}

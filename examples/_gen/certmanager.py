@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from _gen import pki
-from _gen.common import Obj, b64, ts_add, uid
+from _gen.common import EXPORTED_AT, Obj, b64, ts_add, uid
 from _gen.server import KUBECTL, Cluster, Write, applied, object_uid, owner_ref
 
 ISSUER_NAME = "letsencrypt-prod"
@@ -37,6 +37,15 @@ class Issued:
     issued: str
     revision: int
     owner: Obj | None = None
+
+
+def before_now(days: int, seconds: int = 0) -> str:
+    """An issue time relative to the example's pinned "now" (its export time, ``EXPORTED_AT``).
+
+    Certificates are dated from the export, not from the calendar: a run judges them at the same pinned
+    time (``as_of`` in parameters/demo.yaml and sandbox.yaml), so reports say "kept" year after year.
+    """
+    return ts_add(EXPORTED_AT, -(days * 86_400 + seconds))
 
 
 def _dates(issued: str) -> tuple[str, str, str]:

@@ -73,7 +73,9 @@ class Settings(BaseModel):
     existing: Literal["fail", "update"] = Field("fail", description="policy for objects that exist and differ")
     # --- K3s remaps --------------------------------------------------------------------------
     storage_class: str = Field("local-path", description="target StorageClass (K3s default)")
-    ingress_class: str = Field("nginx", description="target IngressClass (Traefik is disabled)")
+    ingress_class: str = Field("nginx", description="target IngressClass (Traefik's NGINX provider serves it)")
+    ingress_controller: Literal["traefik", "ingress-nginx"] = Field(
+        "traefik", description="K3s's bundled Traefik with its NGINX provider, or ingress-nginx (unmaintained)")
     registry_rewrites: dict[str, str] = Field(default_factory=dict, description="image prefix -> new prefix")
     registry_pull_secret: str = Field("scw-registry", description="name of the pull Secret built from env")
     registry_server: str = Field("rg.fr-par.scw.cloud", description="Scaleway Container Registry endpoint")
@@ -101,6 +103,24 @@ class Settings(BaseModel):
     acme_email: str = Field("ops@example.org", description="Let's Encrypt account email")
     letsencrypt_env: Literal["staging", "production"] = Field("staging", description="ACME endpoint")
     txt_owner_id: str = Field("k3smig", description="external-dns TXT owner id of the new cluster")
+    # --- cutover -----------------------------------------------------------------------------
+    cutover: bool = Field(False, description="with apply: switch DNS to the target on go; false: plan and "
+                          "record the go/no-go only")
+    ingress_address: str = Field("", description="public address of the target ingress (the VM IP) published in "
+                                 "DNS; empty: phase 10's output")
+    source_txt_owner_id: str = Field("default", description="external-dns TXT owner id of the source cluster")
+    external_dns: str = Field("external-dns/external-dns", description="namespace/name of the external-dns "
+                              "Deployment on both clusters")
+    dns_server: str = Field("", description="host:port of the zone's authoritative server; empty: DNS not read")
+    dns_tsig_keyname: str = Field("", description="TSIG key for zone transfers (value: env K3SMIG_DNS_TSIG_SECRET)")
+    cutover_ttl: int = Field(60, ge=1, description="TTL (s) the moved records must have before cutover")
+    dns_wait_seconds: float = Field(180.0, gt=0, description="how long the cutover waits for DNS to converge")
+    probe_address: str = Field("", description="ip:port the target HTTPS probes connect to; empty: "
+                               "ingress_address:443")
+    source_probe_address: str = Field("", description="ip:port of the source ingress; empty: its DNS address:443")
+    probe_paths: dict[str, str] = Field(default_factory=dict, description="host -> path probed and compared "
+                                        "(default /)")
+    as_of: str = Field("", description="UTC time (ISO 8601) certificate expiry is judged at; empty: now")
 
     @field_validator("namespaces", "exclude_namespaces")
     @classmethod
@@ -110,7 +130,7 @@ class Settings(BaseModel):
                 raise ValueError(f"namespace {ns!r} is not a DNS-1123 label (lowercase letters, digits, '-')")
         return value
 
-    @field_validator("environment", "vm_name", "txt_owner_id")
+    @field_validator("environment", "vm_name", "txt_owner_id", "source_txt_owner_id")
     @classmethod
     def _safe_name(cls, value: str) -> str:
         if not _DNS1123.match(value):

@@ -26,6 +26,7 @@ CREDENTIAL_VARS: dict[str, str] = {
     "GRAFANA_TOKEN": "Grafana service-account token used to read and write dashboards",
     "K3SMIG_AGE_RECIPIENT": "optional: age public key that GitOps Secret manifests are sealed to",
     "K3SMIG_AGE_IDENTITY": "optional: age secret key, only to check sealed manifests",
+    "K3SMIG_DNS_TSIG_SECRET": "optional: TSIG secret (base64) for zone transfers from dns_server",
     "K3SMIG_RUN_KEY": "set by the runner: key of the Secret fingerprints of this run (never written down)",
 }
 
@@ -33,7 +34,8 @@ CREDENTIAL_VARS: dict[str, str] = {
 #: organization IDs and the age recipient are identifiers that Terraform plans and sealed files
 #: show legitimately, so the leak gate does not look for them.
 SECRET_VARS = frozenset(
-    {"SCW_ACCESS_KEY", "SCW_SECRET_KEY", "GRAFANA_TOKEN", "K3SMIG_AGE_IDENTITY", "K3SMIG_RUN_KEY"}
+    {"SCW_ACCESS_KEY", "SCW_SECRET_KEY", "GRAFANA_TOKEN", "K3SMIG_AGE_IDENTITY", "K3SMIG_RUN_KEY",
+     "K3SMIG_DNS_TSIG_SECRET"}
 )
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "k3smig"}

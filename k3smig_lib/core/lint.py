@@ -183,7 +183,7 @@ def _traefik(inp: LintInput) -> Iterator[Risk]:
             continue
         if item.ref.kind == "CustomResourceDefinition":
             yield Risk("traefik-crd", "info", item.ref.id, f"Traefik CRD {item.ref.name} is not applied",
-                       "nothing: Traefik is disabled on K3s (--disable=traefik)", "T4")
+                       "nothing: the target serves Ingresses of class nginx only", "T4")
         else:
             yield Risk("traefik-route", "warning", item.ref.id,
                        f"Traefik {item.ref.kind} {item.ref} is dropped: its routing is lost on the target",

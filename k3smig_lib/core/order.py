@@ -105,7 +105,7 @@ def stage_of(obj: Obj) -> Stage:
 
 
 def _secret_priority(obj: Obj) -> int:
-    """Registry pull Secret → external-dns credentials → application Secrets → cert-manager TLS/ACME."""
+    """Registry pull Secret → external-dns credentials → application Secrets → ACME account keys → TLS."""
     meta = obj.get("metadata") or {}
     kind_of = str(obj.get("type") or "Opaque")
     if kind_of in ("kubernetes.io/dockerconfigjson", "kubernetes.io/dockercfg"):
@@ -114,7 +114,9 @@ def _secret_priority(obj: Obj) -> int:
         return 1
     cert_manager = any(str(k).startswith("cert-manager.io/") for k in (meta.get("annotations") or {}))
     acme_key = kind_of == "Opaque" and set((obj.get("data") or {})) == {"tls.key"}
-    return 3 if cert_manager or acme_key else 2
+    if acme_key:  # the ACME account first: cert-manager must find the account before it looks at a certificate
+        return 3
+    return 4 if cert_manager else 2
 
 
 def _priority(obj: Obj) -> int:

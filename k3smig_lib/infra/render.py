@@ -55,6 +55,7 @@ class VmSettings:
         acme_email: Let's Encrypt account address.
         letsencrypt_env: ``staging`` or ``production`` default ClusterIssuer.
         txt_owner_id: external-dns TXT owner id of the new cluster.
+        ingress_controller: ``traefik`` (K3s's bundled Traefik, NGINX provider on) or ``ingress-nginx``.
         airgap: install K3s from local files instead of downloading.
         ssh_key_path: private key on the operator's machine (generated, mode 0600, outside git).
     """
@@ -71,6 +72,7 @@ class VmSettings:
     acme_email: str = "ops@example.org"
     letsencrypt_env: str = "staging"
     txt_owner_id: str = "k3smig"
+    ingress_controller: str = "traefik"
     airgap: bool = False
     ssh_key_path: str = "~/.ssh/k3smig_ed25519"
 
@@ -183,6 +185,11 @@ def render_extravars(s: VmSettings) -> dict[str, Any]:
         "cert_manager_default_issuer": f"letsencrypt-{s.letsencrypt_env}",
         "external_dns_domain": s.domain,
         "external_dns_txt_owner_id": s.txt_owner_id,
+        # traefik: K3s deploys its bundled Traefik with the NGINX provider, no ingress-nginx release;
+        # ingress-nginx: Traefik disabled, the ingress_nginx role installs the (unmaintained) controller
+        "k3s_disable": [] if s.ingress_controller == "traefik" else ["traefik"],
+        "k3s_traefik_nginx_provider": s.ingress_controller == "traefik",
+        "ingress_nginx_state": "absent" if s.ingress_controller == "traefik" else "present",
     }
 
 

@@ -99,6 +99,7 @@ def clean_options(cfg: Settings) -> CleanOptions:
         registry_rewrites=dict(cfg.registry_rewrites),
         pull_secret_name=cfg.registry_pull_secret if cfg.registry_rewrites else "",
         keep_helm_releases=cfg.keep_helm_releases,
+        external_dns_target=cfg.ingress_address,
     )
 
 

@@ -18,7 +18,8 @@ from k3smig_lib.core import yamlout
 from k3smig_lib.core.clean import RULES, CleanedObject, CleanReport
 from k3smig_lib.core.clean.routes import is_route, route_to_ingress
 from k3smig_lib.core.config import Settings
-from k3smig_lib.core.objects import Obj, sha256_of
+from k3smig_lib.core.nginxannot import nginx_annotations
+from k3smig_lib.core.objects import Obj, annotations_of, sha256_of
 from k3smig_lib.core.order import sort_for_apply
 from k3smig_lib.core.secrets import redact
 from k3smig_lib.phases._base import PhaseRun, phase_dir
@@ -123,6 +124,17 @@ class Export(PhaseRun):
         self.summary["review items"] = len(rows)  # to read, not failures: the run still completes
         self.notes += [f"{r['object']}: [{r['rule']}] {r['note']}" for r in rows]
         return self.save_table("cleaning_warnings", pd.DataFrame(rows))
+
+    def ingress_annotations(self) -> pd.DataFrame:
+        """Every ``nginx.ingress.kubernetes.io/*`` annotation of the source, classified for Traefik's NGINX provider."""
+        rows = [{"ingress": item.ref.id, "annotation": v.annotation, "traefik": v.support, "middleware": v.middleware,
+                 "note": v.note}
+                for item in self.report.objects if item.ref.kind == "Ingress"
+                for v in nginx_annotations(annotations_of(item.original))]
+        counts = Counter(r["traefik"] for r in rows)
+        self.summary["nginx annotations"] = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none"
+        return self.save_table("nginx_annotations", pd.DataFrame(
+            rows, columns=["ingress", "annotation", "traefik", "middleware", "note"]))
 
     def routes(self) -> pd.DataFrame:
         """OpenShift Routes kept: K3s does not serve them, so each gets the Ingress that does the same job."""

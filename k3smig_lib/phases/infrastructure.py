@@ -38,7 +38,8 @@ def vm_settings(cfg: Settings) -> VmSettings:
     """The VM and platform settings, from the run parameters."""
     return VmSettings(name=cfg.vm_name, zone=cfg.zone, instance_type=cfg.instance_type, disk_gb=cfg.disk_gb,
                       admin_cidr=cfg.admin_cidr, k3s_version=cfg.k3s_version, domain=cfg.domain,
-                      acme_email=cfg.acme_email, letsencrypt_env=cfg.letsencrypt_env, txt_owner_id=cfg.txt_owner_id)
+                      acme_email=cfg.acme_email, letsencrypt_env=cfg.letsencrypt_env, txt_owner_id=cfg.txt_owner_id,
+                      ingress_controller=cfg.ingress_controller)
 
 
 def _credentials_present() -> bool:

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from k3smig_lib.backends.base import Source
 from k3smig_lib.core.config import Settings
 from k3smig_lib.core.lint import Capacity, lint
+from k3smig_lib.core.nginxannot import annotation_risks
 from k3smig_lib.core.objects import Obj, annotations_of, get_path, intended_replicas, pod_spec, ref
 from k3smig_lib.phases._base import PhaseRun
 from k3smig_lib.phases._context import clean_options, open_source, selected_objects
@@ -155,6 +156,7 @@ class Inventory(PhaseRun):
         """The K3s compatibility lint: what will not work as is, and how it is fixed."""
         cap = Capacity(disk_gb=self.cfg.disk_gb, cpu=self.cfg.vm_cpu, memory_gib=self.cfg.vm_memory_gib)
         risks = lint(self.objects, cap, clean_options(self.cfg))
+        risks += annotation_risks(self.objects, self.cfg.ingress_controller)
         frame = pd.DataFrame([vars(r) for r in risks])
         if not frame.empty:
             order = {"error": 0, "warning": 1, "info": 2}

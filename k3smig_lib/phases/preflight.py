@@ -214,6 +214,10 @@ class Preflight(PhaseRun):
             elif r.severity == "warning":  # to read before the migration, no failure: a note, counted as such
                 self.notes.append(f"{r.ref_id}: {r.message}")
         self.summary["lint warnings"] = sum(1 for r in risks if r.severity == "warning")
+        if self.cfg.ingress_controller == "ingress-nginx":
+            self.warnings.append("ingress_controller: ingress-nginx was retired upstream (no releases, no security "
+                                 "fixes); to fix this, use K3s's Traefik with its NGINX provider "
+                                 "(ingress_controller: traefik) unless an annotation needs NGINX itself")
         return self.save_table("compatibility", pd.DataFrame([vars(r) for r in risks]))
 
     def capacity(self) -> pd.DataFrame:

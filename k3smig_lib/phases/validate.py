@@ -15,6 +15,7 @@ import pandas as pd
 from k3smig_lib.core.clean import CleanReport
 from k3smig_lib.core.config import Settings
 from k3smig_lib.core.manifest import Manifest
+from k3smig_lib.core.nginxannot import annotation_risks
 from k3smig_lib.core.objects import Obj, get_path, ref
 from k3smig_lib.core.ownership import OwnershipPlan
 from k3smig_lib.core.secrets import Fingerprinter
@@ -41,6 +42,10 @@ class Validate(PhaseRun):
     def objects(self) -> pd.DataFrame:
         """Objects per namespace/kind: exported, dropped (with rule IDs), expected, found on the target."""
         report = cleaned(self.cfg, self.source)
+        if self.cfg.ingress_controller == "traefik":
+            for risk in annotation_risks([c.original for c in report.kept()], "traefik"):
+                if risk.severity == "warning":
+                    self.warnings.append(f"{risk.ref_id}: {risk.message} (to fix this, {risk.fix})")
         exported = Counter((c.ref.namespace, c.ref.kind) for c in report.objects)
         live_jobs = self.cfg.target_kind == "cluster"  # standalone Jobs wait for cutover on a live target
         expected = Counter((c.ref.namespace, c.ref.kind) for c in report.kept()

@@ -383,16 +383,24 @@ def run(params_file: Path, *, phases: str | None = None, runs_root: Path = Path(
     return runner.run(selected)
 
 
-def resume(run_dir: Path) -> RunOutcome:
+def resume(run_dir: Path, phases: str | None = None) -> RunOutcome:
     """Continue a run from its first phase that did not complete, with the same parameters.
 
+    Args:
+        run_dir: the run folder.
+        phases: later phases to add to the run (``80-90``: the cutover days after the data moved, in the
+            same run, so validation sees every phase); ``None`` keeps the run's own selection.
+
     Raises:
-        PhaseError: the run already completed.
+        PhaseError: the run already completed (every selected phase).
     """
     ledger = read_ledger(run_dir)
     records = list(ledger.get("phases", []))
     done = [r["phase"] for r in records if r["status"] in ("Completed", "PartiallyFailed")]
-    todo = [p for p in ledger.get("phases_selected", PHASES) if p not in done]
+    selected = list(ledger.get("phases_selected", PHASES))
+    if phases:
+        selected = [p for p in PHASES if p in selected or p in select_phases(phases)]
+    todo = [p for p in selected if p not in done]
     if not todo:
         raise PhaseError(f"run {run_dir.name} already completed every phase", fix="start a new run instead")
     runner = Runner(dict(ledger["parameters"]), run_dir.resolve(), records, resumed=True)
@@ -403,5 +411,5 @@ def resume(run_dir: Path) -> RunOutcome:
         runner.header["resumed_code_version"] = runner.header["code_version"]
     runner.header.update({k: ledger[k] for k in ("code_version", "source", "target") if k in ledger})
     runner.header["resumed"] = now_iso()
-    runner.header["phases_selected"] = ledger.get("phases_selected", list(PHASES))
+    runner.header["phases_selected"] = selected
     return runner.run(todo)

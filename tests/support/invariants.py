@@ -93,11 +93,12 @@ def _capacity(run_dir: Path) -> list[str]:
 
 
 def _certificates(run_dir: Path) -> list[str]:
-    """A certificate past its expiry is never shown as valid."""
+    """A certificate past its expiry (at the time the phase judged it) is never shown as kept."""
     out = []
+    judged = str((result(run_dir, "80_configure_network").get("summary") or {}).get("judged at", ""))[:10]
     for row in table(run_dir, "80_configure_network", "certificates"):
-        if row["days_left"] not in ("", None) and int(row["days_left"]) < 0 and row["valid"] == "True":
-            out.append(f"80: {row['secret']} expired {-int(row['days_left'])} days ago but shows valid True")
+        if judged and row["not after"] and row["not after"] < judged and row["on the target"] == "kept":
+            out.append(f"80: {row['certificate']} expired on {row['not after']} but shows kept")
     return out
 
 

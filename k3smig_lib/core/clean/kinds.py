@@ -124,7 +124,7 @@ def _ingress(work: Work) -> None:
              note="deprecated; replaced by spec.ingressClassName")
     spec: dict[str, Any] = work.obj.setdefault("spec", {})
     work.set("K24", spec, "ingressClassName", work.options.ingress_class, "spec",
-             note=f"K3s runs ingress-nginx; the source class was {legacy!r}")
+             note=f"the K3s ingress serves class nginx; the source class was {legacy!r}")
 
 
 def _manual_token(work: Work) -> None:

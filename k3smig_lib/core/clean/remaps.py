@@ -87,14 +87,15 @@ def _ingress_class(work: Work) -> None:
     annots: dict[str, Any] = (work.obj.get("metadata") or {}).get("annotations") or {}
     traefik = sorted(k for k in annots if k.startswith(TRAEFIK_ANNOTATION_PREFIX))
     for key in traefik:
-        work.pop("T4", annots, key, "metadata.annotations", note="Traefik is disabled on the target")
+        work.pop("T4", annots, key, "metadata.annotations",
+                 note="the target serves Ingresses of class nginx, not Traefik annotations")
     if traefik:
         work.record("T4", "metadata.annotations", "warn", before=traefik,
                     note="Traefik middlewares/entrypoints must be redone with ingress-nginx annotations")
     if work.kind == "Ingress":
         spec = work.obj.setdefault("spec", {})
         work.set("T4", spec, "ingressClassName", work.options.ingress_class, "spec",
-                 note="Traefik is disabled (--disable=traefik); ingress-nginx serves every Ingress")
+                 note="class nginx on the target (Traefik's NGINX provider or ingress-nginx)")
 
 
 def _external_dns(work: Work) -> None:

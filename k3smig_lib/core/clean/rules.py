@@ -103,6 +103,11 @@ _CATALOGUE: tuple[Rule, ...] = (
           "OpenShift creates them in every project; on K3s they bind roles that do not exist and serve builds "
           "and DeploymentConfigs that do not run",
           "C (OpenShift plugin)"),
+    _rule("W13",
+          "cert-manager issuance history: CertificateRequests, ACME Orders and Challenges, owned or not",
+          "Records of past issuances; a copy on the target makes cert-manager act on a finished request or "
+          "send a challenge again. The certificate itself travels in its TLS Secret (KEEP4)",
+          "none (C drops only the owned ones, by W1)"),
     _rule("M1",
           "`metadata.uid`",
           "Server-assigned identity",

@@ -30,12 +30,12 @@ def _load_balancer(work: Work, spec: dict[str, Any]) -> None:
         return
     if work.facts.get("fronted_by_ingress"):
         work.set("K6", spec, "type", "ClusterIP", "spec",
-                 note="an Ingress fronts it; ServiceLB would fight ingress-nginx for host ports")
+                 note="an Ingress fronts it; ServiceLB would fight the ingress controller for host ports")
         for key in _EXTERNAL_ONLY:
             work.pop("K6", spec, key, "spec", note="only valid for NodePort/LoadBalancer Services")
         return
     ports = [p.get("port") for p in spec.get("ports") or []]
-    clash = " — 80/443 collide with ingress-nginx" if {80, 443} & set(ports) else ""
+    clash = " — 80/443 collide with the ingress controller" if {80, 443} & set(ports) else ""
     work.record("K6", "spec.type", "warn", before="LoadBalancer",
                 note=f"kept LoadBalancer: ServiceLB binds host ports {ports} on the VM{clash}")
 

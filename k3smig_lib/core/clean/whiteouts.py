@@ -1,4 +1,4 @@
-"""Whole objects to drop (W1-W12), decided before any field is stripped (§1 step 2).
+"""Whole objects to drop (W1-W13), decided before any field is stripped (§1 step 2).
 
 Each check reads fields that later steps delete (``ownerReferences``, ``status``, Secret ``type``,
 the mirror annotation), so classification runs on the object exactly as exported. The first check
@@ -187,6 +187,18 @@ def _rbac_rule(obj: Obj, ctx: ClusterContext) -> Verdict:
     return None
 
 
+#: cert-manager's records of past issuances (W13): never migrated, owned or not.
+ISSUANCE_KINDS = frozenset({("cert-manager.io", "CertificateRequest"), ("acme.cert-manager.io", "Order"),
+                            ("acme.cert-manager.io", "Challenge")})
+
+
+def _issuance_rule(obj: Obj, ctx: ClusterContext) -> Verdict:
+    """W13: CertificateRequests, Orders and Challenges are history of an issuance, not desired state."""
+    if (api_group(obj), str(obj.get("kind"))) in ISSUANCE_KINDS:
+        return "W13", f"{obj.get('kind')}: record of a past issuance; the certificate travels in its TLS Secret"
+    return None
+
+
 def _platform_rule(obj: Obj, ctx: ClusterContext) -> Verdict:
     kind, group = str(obj.get("kind")), api_group(obj)
     platform = ctx.options.platform_namespaces
@@ -195,12 +207,12 @@ def _platform_rule(obj: Obj, ctx: ClusterContext) -> Verdict:
     if group == "operators.coreos.com" and kind in OLM_KINDS:
         return "W10", "OLM object: operator lifecycle belongs to the target platform"
     if kind in PLATFORM_KINDS or group == SNAPSHOT_GROUP:
-        return "W11", f"{kind} of the source platform; K3s ships local-path and ingress-nginx"
+        return "W11", f"{kind} of the source platform; K3s ships local-path and its ingress"
     crd_group = str(get_path(obj, "spec.group") or "")
     if kind == "CustomResourceDefinition" and crd_group in PLATFORM_CRD_GROUPS:
         return "W11", f"CRD of a platform add-on ({crd_group}); installed with it on K3s"
     if (kind == "CustomResourceDefinition" and crd_group in TRAEFIK_GROUPS) or group in TRAEFIK_GROUPS:
-        return "T4", "Traefik is disabled on the target: rewrite this route as an Ingress for ingress-nginx"
+        return "T4", "Traefik on the target serves Ingresses of class nginx: rewrite this route as such an Ingress"
     if any(labels_of(obj).get(label) in platform for label in _APP_LABELS):
         return "W11", "object of a source platform add-on (by its app labels)"
     if kind.endswith("WebhookConfiguration"):
@@ -211,7 +223,7 @@ def _platform_rule(obj: Obj, ctx: ClusterContext) -> Verdict:
 
 
 _CHECKS: tuple[Callable[[Obj, ClusterContext], Verdict], ...] = (
-    _namespace_rule, _history_rule, _owner_rule, _endpoints_rule, _secret_rule,
+    _namespace_rule, _issuance_rule, _history_rule, _owner_rule, _endpoints_rule, _secret_rule,
     _default_objects_rule, _openshift_project_rule, _plumbing_rule, _platform_rule,
 )
 

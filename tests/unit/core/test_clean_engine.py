@@ -66,6 +66,7 @@ EXPECTED: dict[str, tuple[str, str, str, str]] = {
     "W10": ("default", "Subscription/operators/grafana-operator", "drop", ""),
     "W11": ("default", "StorageClass/_cluster/scw-bssd", "drop", ""),
     "W12": ("default", "ServiceAccount/crane-complex-demo/builder", "drop", ""),
+    "W13": ("default", "CertificateRequest/shop/web-tls-2", "drop", ""),
     "M1": ("default", "Deployment/shop/web", "remove", "metadata.uid"),
     "M2": ("default", "Deployment/shop/web", "remove", "metadata.resourceVersion"),
     "M3": ("default", "ConfigMap/shop/web-config", "remove", "metadata.selfLink"),

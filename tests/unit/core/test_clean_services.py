@@ -70,7 +70,7 @@ def test_load_balancer_without_ingress_stays_and_warns_about_host_ports(report: 
     assert warning.action == "warn" and "[5432]" in warning.note
 
 
-def test_load_balancer_on_port_443_warns_about_ingress_nginx() -> None:
+def test_load_balancer_on_port_443_warns_about_the_ingress_controller() -> None:
     svc = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -78,7 +78,7 @@ def test_load_balancer_on_port_443_warns_about_ingress_nginx() -> None:
         "spec": {"type": "LoadBalancer", "selector": {"app": "gw"}, "ports": [{"port": 443}]},
     }
     (item,) = clean_objects([svc]).objects
-    assert "collide with ingress-nginx" in item.changes[-1].note
+    assert "collide with the ingress controller" in item.changes[-1].note
 
 
 def test_auto_assigned_node_ports_are_removed_and_explicit_ones_too_unless_exposed(

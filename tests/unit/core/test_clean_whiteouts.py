@@ -39,8 +39,11 @@ def test_owned_replicaset_and_pod_are_dropped_naming_their_owner(report: CleanRe
 
 def test_cert_manager_chain_objects_owned_by_their_parents_are_dropped(report: CleanReport) -> None:
     assert verdict(report, "Certificate/shop/web-tls") == "W1"  # ingress-shim recreates it from the Ingress
-    assert verdict(report, "CertificateRequest/shop/web-tls-2") == "W1"
-    assert verdict(report, "Order/shop/web-tls-2-1785539741") == "W1"
+
+
+def test_issuance_history_is_never_migrated_owned_or_not(report: CleanReport) -> None:
+    assert verdict(report, "CertificateRequest/shop/web-tls-2") == "W13"
+    assert verdict(report, "Order/shop/web-tls-2-1785539741") == "W13"
 
 
 def test_owned_cert_manager_tls_secret_is_kept_as_a_keep4_exception(report: CleanReport) -> None:
