@@ -72,7 +72,8 @@ class Settings(BaseModel):
     target_context: str = Field("", description="explicit target context")
     existing: Literal["fail", "update"] = Field("fail", description="policy for objects that exist and differ")
     # --- K3s remaps --------------------------------------------------------------------------
-    storage_class: str = Field("local-path", description="target StorageClass (K3s default)")
+    storage_class: str = Field("local-path", description="target StorageClass: local-path (K3s default) or "
+                               "longhorn (replicated; phase 20 installs Longhorn)")
     ingress_class: str = Field("nginx", description="target IngressClass (Traefik is disabled)")
     registry_rewrites: dict[str, str] = Field(default_factory=dict, description="image prefix -> new prefix")
     registry_pull_secret: str = Field("scw-registry", description="name of the pull Secret built from env")
@@ -101,6 +102,12 @@ class Settings(BaseModel):
     acme_email: str = Field("ops@example.org", description="Let's Encrypt account email")
     letsencrypt_env: Literal["staging", "production"] = Field("staging", description="ACME endpoint")
     txt_owner_id: str = Field("k3smig", description="external-dns TXT owner id of the new cluster")
+    server_count: int = Field(1, description="K3s servers: 1 (one VM, SQLite) or 3 (HA, embedded etcd)")
+    agent_count: int = Field(0, ge=0, le=10, description="K3s agents (workers) joined to the servers")
+    lb_enabled: bool = Field(False, description="Scaleway load balancer in front of the ingress")
+    backup_bucket: str = Field("", description="Object Storage bucket of the backups (globally unique; phase 20 "
+                               "needs it)")
+    backup_retention: int = Field(14, ge=1, description="backup snapshots kept per node and kind")
 
     @field_validator("namespaces", "exclude_namespaces")
     @classmethod
@@ -108,6 +115,13 @@ class Settings(BaseModel):
         for ns in value:
             if not _DNS1123.match(ns):
                 raise ValueError(f"namespace {ns!r} is not a DNS-1123 label (lowercase letters, digits, '-')")
+        return value
+
+    @field_validator("server_count")
+    @classmethod
+    def _quorum(cls, value: int) -> int:
+        if value not in (1, 3):
+            raise ValueError("server_count must be 1 (one VM) or 3 (embedded etcd needs an odd quorum)")
         return value
 
     @field_validator("environment", "vm_name", "txt_owner_id")
