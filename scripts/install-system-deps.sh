@@ -11,6 +11,9 @@ command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v runc >/dev/null 2>&1 || need+=(runc)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+# Backup role tests: restic (copied into the container) and nsenter (the S3 server in its network namespace)
+command -v restic >/dev/null 2>&1 || need+=(restic)
+command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 command -v go >/dev/null 2>&1 || { echo "Go >= 1.25.8 is needed to build the test tools (sops, promtool, tofu)"; exit 1; }
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
