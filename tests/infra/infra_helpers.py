@@ -21,7 +21,20 @@ TERRAFORM_DIR = REPO / "infrastructure" / "terraform"
 ANSIBLE_DIR = REPO / "ansible"
 CACHE = Path(os.environ.get("K3SMIG_INFRA_CACHE", REPO / ".cache" / "infra"))
 VENV_BIN = Path(sys.executable).parent
-ROLES = ["k3s", "helm", "ingress_nginx", "cert_manager", "external_dns"]
+ROLES = ["k3s", "helm", "ingress_nginx", "cert_manager", "external_dns", "system_upgrade", "longhorn", "backup"]
+#: The Molecule scenarios (role/scenario) that converge each role twice (idempotence). Two share one converge:
+#: k3s/cluster runs site.yml on three servers and an agent, which is where the upgrade Plans and Longhorn's
+#: node-spanning settings mean something.
+ROLE_SCENARIOS = {
+    "k3s": ["k3s/default", "k3s/cluster"],
+    "helm": ["helm/default"],
+    "ingress_nginx": ["ingress_nginx/default"],
+    "cert_manager": ["cert_manager/default"],
+    "external_dns": ["external_dns/default"],
+    "system_upgrade": ["k3s/cluster"],
+    "longhorn": ["k3s/cluster"],
+    "backup": ["backup/default", "k3s/cluster"],
+}
 PROVIDER_VERSION = "2.81.0"
 MOLECULE_IMAGE = "localhost/k3smig-host:bookworm"
 HERE = Path(__file__).parent
