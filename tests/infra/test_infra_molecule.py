@@ -58,7 +58,9 @@ def _recaps(out: str) -> list[tuple[str, int, int]]:
 
 def _molecule_runs(out: str, step: str) -> dict[str, int]:
     """Changed tasks per host in the recap of one Molecule step (the text between its start and end lines)."""
-    part = out.split(f"{step}: Executing", 1)[1].split(f"{step}: Executed", 1)[0]
+    # Molecule prints "[scenario > step] Executing" (plain) or "scenario ➜ step: Executing" (colour).
+    marker = rf"(?:\[\w+ > {step}\] |{step}: )"
+    part = re.split(marker + "Executed", re.split(marker + "Executing", out, maxsplit=1)[1], maxsplit=1)[0]
     return {host: changed for host, _, changed in _recaps(part)}
 
 
