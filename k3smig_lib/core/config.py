@@ -72,8 +72,7 @@ class Settings(BaseModel):
     target_context: str = Field("", description="explicit target context")
     existing: Literal["fail", "update"] = Field("fail", description="policy for objects that exist and differ")
     # --- K3s remaps --------------------------------------------------------------------------
-    storage_class: str = Field("local-path", description="target StorageClass: local-path (K3s default) or "
-                               "longhorn (replicated; phase 20 installs Longhorn)")
+    storage_class: str = Field("local-path", description="target StorageClass (K3s default)")
     ingress_class: str = Field("nginx", description="target IngressClass (Traefik is disabled)")
     registry_rewrites: dict[str, str] = Field(default_factory=dict, description="image prefix -> new prefix")
     registry_pull_secret: str = Field("scw-registry", description="name of the pull Secret built from env")
