@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from k3smig_lib.k8s.client import Kube
 
 STATE_ANNOTATION = "k3smig.io/volume-state"
+_FLUSH = 1 << 20  # bytes gathered before they are sent: a volume of small files still moves in large frames
 DATA_MANAGER = "k3smig-data"
 
 
@@ -106,7 +107,12 @@ class _ExecReader:
         self.name = ex.what
 
     def read(self, size: int = -1, /) -> bytes:
-        return self.ex.read_some() if size < 0 else self.ex.read(size)
+        data = self.ex.read_some() if size < 0 else self.ex.read(size)
+        broken = getattr(self.ex, "broken", "")
+        if not data and broken:  # a dropped connection is not an end of stream: say what broke
+            raise DataMismatchError(f"{self.name}: the stream broke after {self.ex.stdout_bytes} bytes ({broken})",
+                                    fix="re-run the data phase; the volume stays marked dirty and is copied again")
+        return data
 
 
 class _ExecWriter:
@@ -115,8 +121,18 @@ class _ExecWriter:
     def __init__(self, ex: Exec, volume: ScriptVolume, plan: OwnershipPlan) -> None:
         self.ex, self.volume, self.plan = ex, volume, plan
         self.sent = 0
+        self._pending = bytearray()  # small tar members are gathered into full frames
 
     def write(self, data: bytes, /) -> object:
+        self._pending += data
+        if len(self._pending) >= _FLUSH:
+            self._flush()
+        return len(data)
+
+    def _flush(self) -> None:
+        data, self._pending = bytes(self._pending), bytearray()
+        if not data:
+            return
         try:
             self.ex.write(data)
         except ExecError as e:
@@ -127,9 +143,9 @@ class _ExecWriter:
                 fix="free space on the target or fix the error above, then re-run; the volume stays marked dirty"
             ) from e
         self.sent += len(data)
-        return len(data)
 
     def finish(self) -> WriteReport:
+        self._flush()
         self.ex.close_stdin()
         result = self.ex.finish()
         _check(result, f"{self.volume.where}: tar -x")

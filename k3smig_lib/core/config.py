@@ -82,11 +82,11 @@ class Settings(BaseModel):
     age_recipient: str = Field("", description="age public key; Secrets in the target tree are SOPS-encrypted")
     require_promtool: bool = Field(False, description="fail when promtool is missing instead of a structural check")
     # --- volume data -------------------------------------------------------------------------
-    quiesce: bool = Field(True, description="live source: scale writers to 0 for the final copy (false: one copy "
-                          "while running, may be inconsistent)")
+    quiesce: bool = Field(True, description="live source: writers scaled to 0 for the final copy; false: one copy "
+                          "while running")
     include_loki: bool = Field(True, description="move Loki's volumes; false: Loki starts with no logs on the target")
-    volume_helper_image: str = Field(DEFAULT_HELPER_IMAGE, description="image of the volume helper pods (GNU tar); "
-                                     "pin a digest or use a mirror")
+    volume_helper_image: str = Field(DEFAULT_HELPER_IMAGE, description="helper pod image (needs GNU tar); pin a "
+                                     "digest")
     volume_size_margin: float = Field(0.1, ge=0, description="archive bytes allowed above a claim's size (0.1: 10 %)")
     # --- infrastructure ----------------------------------------------------------------------
     vm_name: str = Field("k3smig", description="Scaleway instance name")

@@ -43,7 +43,7 @@ _CHUNK = 1 << 20
 _FORMAT = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One path of a volume.
 
@@ -398,11 +398,10 @@ def compare(source: Manifest, target: Manifest, *, remap: OwnershipPlan | None =
     drift = 0
     for path in sorted((p for p in src if p in tgt), key=_sort_key):
         s, t = src[path], tgt[path]
-        want = asdict(s)
-        if remap is not None:
-            want["uid"], want["gid"] = remap.expected(s.uid, s.gid)
-        got = asdict(t)
-        fields = [f for f in COMPARED_FIELDS if want[f] != got[f]]
+        uid, gid = remap.expected(s.uid, s.gid) if remap is not None else (s.uid, s.gid)
+        want = (s.type, s.size, s.sha256, s.link, s.mode, uid, gid)  # the order of COMPARED_FIELDS
+        got = (t.type, t.size, t.sha256, t.link, t.mode, t.uid, t.gid)
+        fields = [f for f, a, b in zip(COMPARED_FIELDS, want, got, strict=True) if a != b] if want != got else []
         if fields:
             changed.append((path, fields))
         drift += s.mtime != t.mtime

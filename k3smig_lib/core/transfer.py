@@ -19,8 +19,10 @@ import gzip
 import io
 import lzma
 import os
+import queue
 import shutil
 import tarfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from k3smig_lib.core.ownership import OwnershipPlan
 
 _CHUNK = 1 << 20
+_QUEUED = 16  # chunks between the forwarder and the hasher (16 MiB at most)
 
 
 @dataclass
@@ -202,12 +205,46 @@ def stream_limit(content_bytes: int, entries: int) -> int:
     return int(content_bytes * 1.05) + 3 * tarfile.BLOCKSIZE * entries + (1 << 20)
 
 
+class _Chunks:
+    """A forward reader over chunks handed over through a queue (``None`` ends it): the hasher's input."""
+
+    def __init__(self, chunks: queue.Queue[bytes | None], name: str) -> None:
+        self.chunks, self.name = chunks, name
+        self._buf = bytearray()
+        self._pos = 0
+        self._eof = False
+
+    def read(self, size: int = -1, /) -> bytes:
+        while not self._eof and (size < 0 or len(self._buf) - self._pos < size):
+            chunk = self.chunks.get()
+            if chunk is None:
+                self._eof = True
+                break
+            if self._pos:
+                del self._buf[:self._pos]
+                self._pos = 0
+            self._buf += chunk
+        end = len(self._buf) if size < 0 else min(len(self._buf), self._pos + size)
+        out = bytes(self._buf[self._pos:end])
+        self._pos = end
+        return out
+
+    def drain(self) -> None:
+        """Take what is left, so the producer never waits on a reader that is done."""
+        while not self._eof:
+            if self.chunks.get() is None:
+                self._eof = True
+
+
 def relay(stream: IO[bytes], sink: Callable[[bytes], object], label: str, *,
           max_bytes: int | None = None) -> tuple[Manifest, int]:
     """Forward ``stream`` (a tar archive) to ``sink`` and build the manifest of what passed.
 
     The whole stream is forwarded — the end-of-archive marker and tar's record padding included —
-    so the receiving ``tar -x`` ends exactly as it would reading the archive itself.
+    so the receiving ``tar -x`` ends exactly as it would reading the archive itself. Forwarding and
+    hashing run side by side: the stream goes on to the target while a second thread parses and hashes
+    the same chunks (a bounded queue between them keeps memory flat), so a volume of many small files
+    moves at the speed of the slower of the two, not of their sum.
 
     Args:
         stream: the archive, possibly compressed (forwarded decompressed).
@@ -221,12 +258,35 @@ def relay(stream: IO[bytes], sink: Callable[[bytes], object], label: str, *,
     Raises:
         DataMismatchError: the stream is cut (no end-of-archive marker) or corrupt.
     """
-    with read_errors(label):
-        tee = _Tee(plain_tar(stream), sink, max_bytes)
-        tee.name = label
-        manifest = manifest_from_tar(tee)  # type: ignore[arg-type]
-        while tee.read(_CHUNK):  # the marker's second block and tar's record padding
-            pass
+    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUED)
+    reader = _Chunks(chunks, label)
+    outcome: dict[str, Any] = {}
+
+    def hash_all() -> None:
+        try:
+            outcome["manifest"] = manifest_from_tar(reader)  # type: ignore[arg-type]
+        except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
+            outcome["error"] = e
+        finally:
+            reader.drain()
+
+    hasher = threading.Thread(target=hash_all, name=f"k3smig-hash-{label}", daemon=True)
+    hasher.start()
+    tee = _Tee(plain_tar(stream), sink, max_bytes)
+    tee.name = label
+    try:
+        with read_errors(label):
+            while "error" not in outcome:
+                data = tee.read(_CHUNK)
+                if not data:
+                    break
+                chunks.put(data)
+    finally:
+        chunks.put(None)
+        hasher.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    manifest: Manifest = outcome["manifest"]
     manifest.source = label
     return manifest, tee.count
 

@@ -15,15 +15,16 @@ commands read a known number of bytes (``head -c``) or stop at the tar end-of-ar
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
-import ssl
-import time
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 from kubernetes.client import ApiClient, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream as k8s_stream
@@ -35,6 +36,9 @@ from k3smig_lib.log import logger
 STDIN, STDOUT, STDERR, ERROR, CLOSE = 0, 1, 2, 3, 255
 #: Bytes per stdin frame: large enough to keep the pipe full, small enough for every proxy on the way.
 FRAME = 256 * 1024
+#: Stdout bytes read ahead of the consumer at most (the reader thread waits beyond it).
+PREFETCH = 8 * 1024 * 1024
+_CHUNK_SOME = 1 << 20
 #: Marker the commands print on stderr just before exiting: the only exit code k3smig trusts.
 RC_MARK = "__K3SMIG_RC="
 _RC = re.compile(r"__K3SMIG_RC=(\d+)")
@@ -112,6 +116,27 @@ def result_of(stderr: bytes, status: int, stdout_bytes: int, stdin_bytes: int) -
     return ExecResult(rc, status, _RC.sub("", text).strip(), stdout_bytes, stdin_bytes)
 
 
+def _binary_frame(prefix: bytes, payload: bytes | memoryview) -> bytes:
+    r"""One masked, final, binary websocket frame carrying ``prefix + payload`` (RFC 6455 §5.2).
+
+    Examples:
+        >>> f = _binary_frame(b"\\x00", b"ab")
+        >>> f[0], f[1] & 0x7F, len(f)
+        (130, 3, 9)
+    """
+    body = np.frombuffer(prefix + bytes(payload), dtype=np.uint8)
+    n = len(body)
+    key = os.urandom(4)
+    mask = np.frombuffer(key * (n // 4 + 1), dtype=np.uint8, count=n)
+    if n < 126:
+        header = bytes([0x82, 0x80 | n])
+    elif n < 1 << 16:
+        header = bytes([0x82, 0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        header = bytes([0x82, 0x80 | 127]) + n.to_bytes(8, "big")
+    return header + key + np.bitwise_xor(body, mask).tobytes()
+
+
 def _handshake_status(reason: str) -> int:
     found = re.search(r"Handshake status (\d{3})", reason)
     return int(found.group(1)) if found else 0
@@ -148,6 +173,7 @@ class PodExec:
         self._stderr = bytearray()
         self._status = b""
         self._open = True
+        self.broken = ""  # why the stream ended without a close frame ("" when it closed normally)
         self.stdout_bytes = 0
         self.stdin_bytes = 0
         kwargs: dict[str, Any] = {"command": list(command), "stdin": True, "stdout": True, "stderr": True,
@@ -161,6 +187,7 @@ class PodExec:
         self._ws: Any = client.sock
         self._ws.settimeout(idle_timeout)
         self._v5 = getattr(client, "subprotocol", "") == "v5.channel.k8s.io"
+        self._start_reader()
 
     def _start_error(self, reason: str) -> FatalError:
         status = _handshake_status(reason)
@@ -179,64 +206,91 @@ class PodExec:
                          fix="check that the pod is Running and the API server can reach its node (kubelet)")
 
     # --- reading -------------------------------------------------------------------------------
+    #
+    # One reader thread owns the websocket's receiving side: it moves stdout into a bounded buffer
+    # while the caller hashes and forwards what it already has, so the source keeps streaming while
+    # the target is being written (as kubectl does with its goroutines). The buffer is bounded
+    # (:data:`PREFETCH`), so memory stays flat: a slow consumer makes the reader wait, and TCP pushes
+    # back on the pod.
 
-    def _pump(self) -> bool:
-        """Receive one frame into the channel buffers; False once the stream has closed."""
-        if not self._open:
-            return False
+    def _start_reader(self) -> None:
+        self._cond = threading.Condition()
+        self._done = False
+        self._discard = False
+        self._failure: BaseException | None = None
+        self._reader = threading.Thread(target=self._read_loop, name=f"k3smig-exec-{self.pod}", daemon=True)
+        self._reader.start()
+
+    def _read_loop(self) -> None:
+        try:
+            while self._receive_one():
+                pass
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
+            with self._cond:
+                self._failure = e
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def _receive_one(self) -> bool:
+        """Receive one frame into the channel buffers; False once the stream has ended."""
         try:
             opcode, frame = self._ws.recv_data_frame(True)
         except (TimeoutError, socket.timeout) as e:
             raise ExecError(f"{self.what}: no data for {self.idle_timeout:g}s; the stream is treated as dead",
                             fix="check the helper pod and the network, then re-run (the volume is re-copied)") from e
-        except (OSError, ssl.SSLError, ValueError) as e:
-            self._open = False
-            logger.info("%s: stream ended by %s", self.what, type(e).__name__)
-            return False
-        except Exception as e:  # websocket-client's own exceptions (closed connection, bad frame)
-            self._open = False
-            logger.info("%s: stream ended by %s", self.what, type(e).__name__)
+        except Exception as e:  # OSError, SSLError, websocket-client's own (closed connection, bad frame)
+            ended = RC_MARK.encode() in self._stderr  # the command said it ended: a close without a frame is fine
+            if self._open and not ended:
+                self.broken = f"{type(e).__name__}: {str(e)[:120]}".rstrip(": ")
+                logger.warning("%s: stream broken by %s", self.what, self.broken)
             return False
         if opcode == _OPCODE_CLOSE:
-            self._open = False
             return False
-        data = bytes(frame.data or b"")
+        data = frame.data or b""
         if opcode not in (_OPCODE_BINARY, _OPCODE_TEXT) or not data:
             return True
-        channel, payload = data[0], data[1:]
-        if channel == STDOUT:
-            self._buf += payload
-        elif channel == STDERR:
-            if len(self._stderr) < _STDERR_KEEP:
-                self._stderr += payload[: _STDERR_KEEP - len(self._stderr)]
-            if RC_MARK.encode() in payload:  # the sentinel itself must never be cut away
-                self._stderr += b"\n" + payload[payload.rfind(RC_MARK.encode()):][:64]
-        elif channel == ERROR:
-            self._status += payload
+        channel, payload = data[0], memoryview(data)[1:]
+        with self._cond:
+            if channel == STDOUT and not self._discard:
+                while len(self._buf) >= PREFETCH and not self._discard:
+                    self._cond.wait()
+                if not self._discard:
+                    self._buf += payload
+                    self._cond.notify_all()
+            elif channel == STDERR:
+                if len(self._stderr) < _STDERR_KEEP:
+                    self._stderr += payload[: _STDERR_KEEP - len(self._stderr)]
+                tail = bytes(payload)
+                if RC_MARK.encode() in tail:  # the sentinel itself must never be cut away
+                    self._stderr += b"\n" + tail[tail.rfind(RC_MARK.encode()):][:64]
+            elif channel == ERROR:
+                self._status += payload
         return True
+
+    def _take(self, size: int, *, some: bool = False) -> bytes:
+        """Up to ``size`` bytes (``-1``: all until the end; ``some``: what is there, waiting for a first byte)."""
+        with self._cond:
+            while not self._done and (len(self._buf) < size or size < 0) and not (some and self._buf):
+                self._cond.wait()
+            if self._failure is not None and not self._buf:
+                failure, self._failure = self._failure, None
+                raise failure
+            n = len(self._buf) if size < 0 or some else min(size, len(self._buf))
+            out = bytes(self._buf[:n])
+            del self._buf[:n]
+            self._cond.notify_all()
+        self.stdout_bytes += len(out)
+        return out
 
     def read(self, size: int = -1, /) -> bytes:
         """Up to ``size`` bytes of stdout (``-1``: until the stream ends); ``b""`` at the end."""
-        while (size < 0 or len(self._buf) < size) and self._pump():
-            if size < 0:
-                continue
-        if size < 0 or size >= len(self._buf):
-            out = bytes(self._buf)
-            self._buf.clear()
-        else:
-            out = bytes(self._buf[:size])
-            del self._buf[:size]
-        self.stdout_bytes += len(out)
-        return out
+        return self._take(size)
 
     def read_some(self) -> bytes:
-        """Whatever stdout is buffered, waiting for one frame when nothing is; ``b""`` at the end."""
-        while not self._buf and self._pump():
-            pass
-        out = bytes(self._buf)
-        self._buf.clear()
-        self.stdout_bytes += len(out)
-        return out
+        """Whatever stdout is buffered, waiting for some when nothing is; ``b""`` at the end."""
+        return self._take(_CHUNK_SOME, some=True)
 
     def read_all(self) -> bytes:
         """All of stdout, until the command ends."""
@@ -247,20 +301,24 @@ class PodExec:
     def write(self, data: bytes | bytearray | memoryview, /) -> int:
         """Send ``data`` to the command's stdin, in frames of :data:`FRAME` bytes.
 
+        Frames are built here and masked with numpy (RFC 6455 requires a client to mask every frame
+        with a random key; websocket-client's pure-Python masking was the slowest step of a transfer).
+
         Raises:
             ExecError: the stream closed before every byte was sent (the command ended or was cut).
         """
         view = memoryview(data)
         for start in range(0, len(view), FRAME):
-            chunk = b"\x00" + bytes(view[start:start + FRAME])
+            frame = _binary_frame(b"\x00", view[start:start + FRAME])
             try:
-                self._ws.send_binary(chunk)
+                with self._ws.lock:
+                    self._ws.sock.sendall(frame)
             except Exception as e:  # a closed socket surfaces as OSError or a websocket exception
                 self._open = False
                 raise ExecError(f"{self.what}: stdin closed after {self.stdin_bytes} bytes ({type(e).__name__})",
                                 fix="read the command's error below; the transfer is incomplete and not trusted"
                                 ) from e
-            self.stdin_bytes += len(chunk) - 1
+            self.stdin_bytes += min(FRAME, len(view) - start)
         return len(view)
 
     def close_stdin(self) -> None:
@@ -279,19 +337,26 @@ class PodExec:
         Raises:
             ExecError: the command did not end within ``deadline`` seconds.
         """
-        end = time.monotonic() + deadline
-        while self._pump():
+        with self._cond:
+            self._discard = True
             self._buf.clear()
-            if time.monotonic() > end:
-                self.close()
-                raise ExecError(f"{self.what}: still running after {deadline:g}s",
-                                fix="raise the helper timeout for very large volumes, or check the pod")
+            self._cond.notify_all()
+        self._reader.join(deadline)
+        if self._reader.is_alive():
+            self.close()
+            raise ExecError(f"{self.what}: still running after {deadline:g}s",
+                            fix="raise the helper timeout for very large volumes, or check the pod")
+        if self._failure is not None:
+            raise self._failure
         status = status_code(self._status) if self._status else -1
         return result_of(bytes(self._stderr), status, self.stdout_bytes, self.stdin_bytes)
 
     def close(self) -> None:
         """Close the websocket (the command is killed by the kubelet if still running)."""
         self._open = False
+        with self._cond:
+            self._discard = True
+            self._cond.notify_all()
         try:
             self._ws.close()
         except Exception:  # noqa: BLE001 - closing a dead socket is not an error worth reporting

@@ -7,8 +7,10 @@ request goes to a real kube-apiserver, through the fault proxy when a test injec
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from faultproxy import FaultProxy
@@ -16,24 +18,8 @@ from faultproxy import FaultProxy
 from k3smig_lib.k8s.client import ClusterRef, Kube
 from k3smig_lib.k8s.retry import RetryPolicy
 
-
-class FakeTime:
-    """A monotonic clock that only moves when the transport sleeps (or a test moves it).
-
-    Given to :class:`~k3smig_lib.k8s.client.Kube` as ``sleep`` and ``clock``, so retry, backoff and
-    readiness tests against the real API servers assert the waits chosen and wait for none of them.
-    """
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+from faketime import FakeTime  # noqa: E402
 
 
 @dataclass

@@ -166,7 +166,7 @@ def test_existing_differing_deployment_is_a_conflict_and_nothing_is_applied(
     desired = [namespace_obj(ns), deployment(ns, "web", image="nginx:1.27", replicas=2),
                configmap(ns, "web-config", LOG_LEVEL="debug")]
     target = LiveTarget(target_ref)
-    target.wait_ready([deployment(ns, "web")], timeout=60, interval=0.5)  # controllers done writing its status
+    target.wait_ready([deployment(ns, "web")], timeout=180, interval=0.5)  # controllers done writing its status
     before = apps.read_namespaced_deployment("web", ns).metadata.resource_version
 
     result = target.apply(desired, dry_run=False)
@@ -280,7 +280,7 @@ def test_readiness_waits_for_a_deployment_and_names_a_stuck_one(target_ref: Clus
     target = LiveTarget(target_ref)
     target.apply([namespace_obj(ns), web, stuck, service(ns, "web")], dry_run=False)
 
-    assert target.wait_ready([web, service(ns, "web")], timeout=60, interval=0.5) == [f"Deployment/{ns}/web",
+    assert target.wait_ready([web, service(ns, "web")], timeout=180, interval=0.5) == [f"Deployment/{ns}/web",
                                                                                        f"Service/{ns}/web"]
     assert live(target, web)["status"]["availableReplicas"] == 2
     assert target.wait_ready([stuck], timeout=0.1, plan_only=True) == [f"Deployment/{ns}/stuck"]

@@ -26,16 +26,16 @@ from k3smig_lib.core.manifest import manifest_from_dir
 from k3smig_lib.k8s.client import ClusterRef, Kube
 from k3smig_lib.k8s.volhelper import Helper, HelperSpec
 
-pytestmark = [pytest.mark.integration, pytest.mark.benchmark]
+pytestmark = pytest.mark.benchmark  # not integration: `-m integration` must not start a 2 GiB run
 HERE = Path(__file__).parent
 MIB = 1 << 20
 
 
-def fill(folder: Path, total: int, seed: int = 7) -> None:
-    """Mixed data: 30 % in small files (1-16 KiB, 40 per folder), the rest in a few large files."""
+def fill(folder: Path, total: int, seed: int = 7, *, small_share: float = 0.3) -> None:
+    """Mixed data: ``small_share`` in small files (1-16 KiB, 40 per folder), the rest in four large files."""
     rnd = random.Random(seed)
     block = os.urandom(4 * MIB)
-    small, i = int(total * 0.3), 0
+    small, i = int(total * small_share), 0
     while small > 0:
         d = folder / f"small/{i // 40:04d}"
         d.mkdir(parents=True, exist_ok=True)
@@ -44,7 +44,7 @@ def fill(folder: Path, total: int, seed: int = 7) -> None:
         (d / f"f{i:06d}").write_bytes(block[off:off + size])
         small -= size
         i += 1
-    large = total - int(total * 0.3)
+    large = total - int(total * small_share)
     for n in range(4):
         with open(folder / f"large-{n}.bin", "wb") as fh:
             left = large // 4
@@ -106,8 +106,8 @@ def local_pipe(src: Path, dst: Path) -> float:
     return time.perf_counter() - start
 
 
-@pytest.mark.parametrize("size_mib", [100, 1024, 2048])
-def test_transfer_throughput_and_memory(sandbox, seeded, sandbox_bin_dir, size_mib):
+@pytest.mark.parametrize(("size_mib", "small_share"), [(100, 0.3), (1024, 0.3), (2048, 0.3), (100, 0.0), (2048, 0.0)])
+def test_transfer_throughput_and_memory(sandbox, seeded, sandbox_bin_dir, size_mib, small_share):
     ks = Kube.of(ClusterRef(str(sandbox.kubeconfig), sandbox.contexts["source"], "source"))
     kt = Kube.of(ClusterRef(str(sandbox.kubeconfig), sandbox.contexts["target"], "target"))
     ns = f"bench-{uuid.uuid4().hex[:6]}"
@@ -126,8 +126,9 @@ def test_transfer_throughput_and_memory(sandbox, seeded, sandbox_bin_dir, size_m
         "spec": {"containers": [{"name": "app", "image": "busybox"}],
                  "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}})
     src = bound_folder(ks, ns, "data")
-    fill(src, size_mib * MIB)
-    figures: dict[str, Any] = {"size_mib": size_mib}
+    fill(src, size_mib * MIB, small_share=small_share)
+    files = sum(1 for _ in src.rglob("*"))
+    figures: dict[str, Any] = {"size_mib": size_mib, "files": files}
     try:
         k3 = k3smig_run(sandbox, ns)
         assert k3["proven"]

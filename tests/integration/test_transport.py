@@ -271,7 +271,7 @@ def test_an_exec_stream_rides_on_the_transports_client(
     def running(p: Any) -> bool:
         return bool((p.get("status") or {}).get("phase") == "Running")
 
-    wait_until(lambda: kube.json("GET", f"/api/v1/namespaces/{target_ns}/pods/helper", counter="gets"), running, 60,
+    wait_until(lambda: kube.json("GET", f"/api/v1/namespaces/{target_ns}/pods/helper", counter="gets"), running, 300,
                interval=0.5)
     out, err, rc = pod_exec(client.CoreV1Api(kube.api), target_ns, "helper", ["sh", "-c", "echo through-kube"])
     assert (out, rc) == (b"through-kube\n", 0), err

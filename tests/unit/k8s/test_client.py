@@ -7,6 +7,8 @@ sandbox's real API servers in ``tests/integration/test_transport.py``.
 from __future__ import annotations
 
 import socket
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,20 +18,8 @@ from k3smig_lib.errors import TargetError
 from k3smig_lib.k8s.client import Kube, api_call
 from k3smig_lib.k8s.retry import RetryPolicy
 
-
-class FakeTime:
-    """A monotonic clock that only moves when the transport sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
+from faketime import FakeTime  # noqa: E402
 
 
 def closed_port() -> int:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -11,20 +13,8 @@ from k3smig_lib.errors import FatalError, SourceError, TargetError
 from k3smig_lib.k8s.errors import ApiRetryableError
 from k3smig_lib.k8s.retry import RetryEvent, RetryPolicy, backoff_ceiling, call_with_retry
 
-
-class FakeTime:
-    """A monotonic clock that only moves when the loop sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
+from faketime import FakeTime  # noqa: E402
 
 
 def failing(errors: list[Exception], result: str = "ok") -> tuple[Callable[[], str], list[int]]:
