@@ -55,12 +55,16 @@ class Tofu:
 
 
 @pytest.fixture(scope="session")
-def tofu() -> Tofu:
+def tofu(tmp_path_factory: pytest.TempPathFactory) -> Tofu:
     binary = CACHE / "bin" / "tofu"
-    rc = CACHE / "tofurc"
     mirror = CACHE / "mirror" / "registry.opentofu.org" / "scaleway" / "scaleway" / PROVIDER_VERSION
-    if not (binary.exists() and rc.exists() and mirror.is_dir()):
+    if not (binary.exists() and mirror.is_dir()):
         pytest.fail(f"OpenTofu or the Scaleway provider mirror is missing under {CACHE}: run tools/build-infra.sh")
+    # The cache is shared by every clone, and its tofurc names the mirror by the path of the clone that built
+    # it last, which may not exist here: the tests write their own, with this clone's path to the mirror.
+    rc = tmp_path_factory.mktemp("tofu") / "tofurc"
+    rc.write_text(f'provider_installation {{\n  filesystem_mirror {{\n    path = "{(CACHE / "mirror").resolve()}"\n'
+                  "  }\n}\n")
     env = dict(os.environ)
     env.update(
         TF_CLI_CONFIG_FILE=str(rc),
