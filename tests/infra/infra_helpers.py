@@ -23,8 +23,8 @@ CACHE = Path(os.environ.get("K3SMIG_INFRA_CACHE", REPO / ".cache" / "infra"))
 VENV_BIN = Path(sys.executable).parent
 ROLES = ["k3s", "helm", "ingress_nginx", "cert_manager", "external_dns", "system_upgrade", "longhorn", "backup"]
 #: The Molecule scenarios (role/scenario) that converge each role twice (idempotence). Two share one converge:
-#: k3s/cluster runs site.yml on three servers and an agent, which is where the upgrade Plans and Longhorn's
-#: node-spanning settings mean something.
+#: k3s/cluster runs site.yml's K3s and day-2 roles on three servers and an agent, which is where the upgrade
+#: Plans and Longhorn's node-spanning settings mean something.
 ROLE_SCENARIOS = {
     "k3s": ["k3s/default", "k3s/cluster"],
     "helm": ["helm/default"],
@@ -115,6 +115,7 @@ def molecule_env() -> dict[str, str]:
     """Tool environment plus the podman settings this sandbox needs (runc, no ulimits)."""
     env = tool_env()
     env["CONTAINERS_CONF"] = str(HERE / "containers.conf")
+    env["PYTHONUNBUFFERED"] = "1"  # Molecule's stdout (Ansible) and stderr (its steps) keep their order in one pipe
     return env
 
 
