@@ -13,6 +13,9 @@ command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 # The cutover's authoritative DNS server (RFC 2136 updates and zone transfers signed with TSIG)
 [ -x /usr/sbin/knotd ] || need+=(knot)
 command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+# Backup role tests: restic (copied into the container) and nsenter (the S3 server in its network namespace)
+command -v restic >/dev/null 2>&1 || need+=(restic)
+command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 command -v go >/dev/null 2>&1 || { echo "Go >= 1.25.8 is needed to build the test tools (sops, promtool, tofu, traefik; external-dns fetches the approved go1.27.3 toolchain itself)"; exit 1; }
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

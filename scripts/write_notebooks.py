@@ -24,7 +24,8 @@ TARGET = ["target_kind", "target_dir", "target_kubeconfig", "target_context", "a
 CLEAN = ["storage_class", "ingress_class", "registry_rewrites", "registry_pull_secret", "keep_helm_releases",
          "ingress_address", "ingress_controller"]
 VM = ["vm_name", "zone", "instance_type", "disk_gb", "admin_cidr", "k3s_version", "domain", "acme_email",
-      "letsencrypt_env", "txt_owner_id", "ingress_controller"]
+      "letsencrypt_env", "txt_owner_id", "ingress_controller", "server_count", "agent_count", "lb_enabled",
+      "backup_bucket", "backup_retention"]
 
 SPEC: dict[str, dict[str, object]] = {
     "00_preflight": {
@@ -57,7 +58,8 @@ SPEC: dict[str, dict[str, object]] = {
     "10_provision_infrastructure": {
         "title": "10 · Provision the Scaleway VM",
         "purpose": "Render the Terraform/OpenTofu variables from the parameters, plan the VM (instance, flexible "
-                   "IP, security group, SSH key) and, only with `provision: true`, apply it.",
+                   "IP, security group, SSH key) — or the cluster past one VM (`server_count`, `agent_count`, private "
+                   "network, `lb_enabled`) — and, only with `provision: true`, apply it.",
         "pre": "Preflight passed. For a real plan: `tofu` or `terraform` on PATH and `SCW_*` variables in the "
                "environment (.envrc).",
         "changes": "With `provision: true`: creates the Scaleway resources. Otherwise nothing.",
@@ -76,8 +78,9 @@ SPEC: dict[str, dict[str, object]] = {
     "20_configure_k3s": {
         "title": "20 · Configure K3s and the platform",
         "purpose": "Install K3s (its bundled Traefik with the NGINX provider, or ingress-nginx with Traefik "
-                   "disabled), Helm, cert-manager and external-dns on the VM with Ansible; check mode unless "
-                   "`provision: true`.",
+                   "disabled), Helm, cert-manager and external-dns on the VM with Ansible, then the day-2 layer: K3s "
+                   "upgrade Plans, backups to `backup_bucket`, Longhorn when `storage_class` is `longhorn`; check "
+                   "mode unless `provision: true`.",
         "pre": "Phase 10 produced an inventory (or placeholders are shown).",
         "changes": "With `provision: true`: packages, the K3s service and Helm releases on the VM.",
         "rollback": "Each role has an `absent` state (`<role>_state: absent`).",
@@ -98,7 +101,7 @@ SPEC: dict[str, dict[str, object]] = {
         "pre": "A readable source (snapshot folder or cluster).",
         "changes": "Nothing.",
         "rollback": "Nothing to roll back.",
-        "params": ["environment", "run_dir", *SOURCE, *CLEAN, "disk_gb", "vm_cpu", "vm_memory_gib"],
+        "params": ["environment", "run_dir", *SOURCE, *CLEAN, "disk_gb", "instance_type", "vm_cpu", "vm_memory_gib"],
         "start": "phase = k3smig.inventory.start(cfg)",
         "cells": [
             ("Where this inventory comes from.", "phase.cluster()"),
@@ -114,6 +117,8 @@ SPEC: dict[str, dict[str, object]] = {
             ("Secrets — names, types and key names only.", "phase.secrets()"),
             ("CRDs and RBAC.", "phase.crds_and_rbac()"),
             ("Risk table: the K3s compatibility lint.", "phase.risks()"),
+            ("Sizing: do the workloads' requests fit one VM of `instance_type` with headroom? If not, the node "
+             "count and type that would (`server_count`, `agent_count`, `instance_type`).", "phase.sizing()"),
             ("Outcome of the phase.", "phase.finish()"),
         ],
     },

@@ -121,6 +121,12 @@ class Settings(BaseModel):
     probe_paths: dict[str, str] = Field(default_factory=dict, description="host -> path probed and compared "
                                         "(default /)")
     as_of: str = Field("", description="UTC time (ISO 8601) certificate expiry is judged at; empty: now")
+    server_count: int = Field(1, description="K3s servers: 1 (one VM, SQLite) or 3 (HA, embedded etcd)")
+    agent_count: int = Field(0, ge=0, le=10, description="K3s agents (workers) joined to the servers")
+    lb_enabled: bool = Field(False, description="Scaleway load balancer in front of the ingress")
+    backup_bucket: str = Field("", description="Object Storage bucket of the backups (globally unique; phase 20 "
+                               "needs it)")
+    backup_retention: int = Field(14, ge=1, description="backup snapshots kept per node and kind")
 
     @field_validator("namespaces", "exclude_namespaces")
     @classmethod
@@ -128,6 +134,13 @@ class Settings(BaseModel):
         for ns in value:
             if not _DNS1123.match(ns):
                 raise ValueError(f"namespace {ns!r} is not a DNS-1123 label (lowercase letters, digits, '-')")
+        return value
+
+    @field_validator("server_count")
+    @classmethod
+    def _quorum(cls, value: int) -> int:
+        if value not in (1, 3):
+            raise ValueError("server_count must be 1 (one VM) or 3 (embedded etcd needs an odd quorum)")
         return value
 
     @field_validator("environment", "vm_name", "txt_owner_id", "source_txt_owner_id")

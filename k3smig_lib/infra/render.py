@@ -22,8 +22,9 @@ from k3smig_lib.errors import ParameterError, TargetError
 #: Files the Terraform driver writes in the root module folder (git-ignored).
 TFVARS_FILE = ".k3smig.tfvars.json"
 PLAN_FILE = ".k3smig.tfplan"
-#: Inventory group the playbook targets.
+#: Inventory groups the playbook targets: the servers (the first one is the single VM), and the agents.
 INVENTORY_GROUP = "k3s_servers"
+AGENT_GROUP = "k3s_agents"
 _REQUIRED_OUTPUTS = ("public_ip", "ssh_user", "private_key_path")
 
 #: Instance sizes worth considering for one K3s VM (Scaleway public catalogue; prices and stock vary,
@@ -58,6 +59,12 @@ class VmSettings:
         ingress_controller: ``traefik`` (K3s's bundled Traefik, NGINX provider on) or ``ingress-nginx``.
         airgap: install K3s from local files instead of downloading.
         ssh_key_path: private key on the operator's machine (generated, mode 0600, outside git).
+        server_count: K3s servers, 1 (SQLite) or 3 (embedded etcd).
+        agent_count: K3s agents joined to the servers.
+        lb_enabled: a Scaleway load balancer in front of the ingress.
+        storage_class: the StorageClass claims are remapped to; ``longhorn`` also installs Longhorn.
+        backup_bucket: Object Storage bucket of the backups (globally unique name; required by phase 20).
+        backup_retention: snapshots kept per node and kind.
     """
 
     name: str = "k3smig"
@@ -75,6 +82,23 @@ class VmSettings:
     ingress_controller: str = "traefik"
     airgap: bool = False
     ssh_key_path: str = "~/.ssh/k3smig_ed25519"
+    server_count: int = 1
+    agent_count: int = 0
+    lb_enabled: bool = False
+    storage_class: str = "local-path"
+    backup_bucket: str = ""
+    backup_retention: int = 14
+
+    @property
+    def region(self) -> str:
+        """Scaleway region of the zone (``fr-par`` for ``fr-par-1``)."""
+        return self.zone.rsplit("-", 1)[0]
+
+    @property
+    def node_names(self) -> list[str]:
+        """Node names in the Terraform module's order: the first server, the other servers, the agents."""
+        return ([self.name] + [f"{self.name}-server-{i + 2}" for i in range(self.server_count - 1)]
+                + [f"{self.name}-agent-{i + 1}" for i in range(self.agent_count)])
 
 
 def render_tfvars(s: VmSettings, *, ssh_public_key: str = "") -> dict[str, Any]:
@@ -100,6 +124,11 @@ def render_tfvars(s: VmSettings, *, ssh_public_key: str = "") -> dict[str, Any]:
             f"letsencrypt_env is {s.letsencrypt_env!r}",
             fix="set letsencrypt_env to staging (default) or production",
         )
+    if s.server_count not in (1, 3) or not 0 <= s.agent_count <= 10:
+        raise ParameterError(
+            f"server_count is {s.server_count} and agent_count {s.agent_count}",
+            fix="set server_count to 1 or 3 (embedded etcd needs an odd quorum) and agent_count to 0-10",
+        )
     return {
         "name": s.name,
         "zone": s.zone,
@@ -110,6 +139,9 @@ def render_tfvars(s: VmSettings, *, ssh_public_key: str = "") -> dict[str, Any]:
         "ssh_user": s.ssh_user,
         "ssh_public_key": ssh_public_key,
         "ssh_private_key_path": os.path.expanduser(s.ssh_key_path),
+        "server_count": s.server_count,
+        "agent_count": s.agent_count,
+        "lb_enabled": s.lb_enabled,
     }
 
 
@@ -121,15 +153,35 @@ def _output_value(outputs: Mapping[str, Any], key: str) -> Any:
     return value
 
 
+def placeholder_outputs(s: VmSettings) -> dict[str, Any]:
+    """Outputs that stand in for an apply that has not happened (documentation addresses, private ones).
+
+    One VM gives exactly the single-host placeholders phase 10 always showed; more nodes add ``nodes``.
+    """
+    outputs: dict[str, Any] = {"public_ip": "203.0.113.10", "ssh_user": "root",
+                               "private_key_path": "~/.ssh/k3smig (written by tofu apply)",
+                               "instance_id": "(after apply)"}
+    names = s.node_names
+    if len(names) > 1 or s.lb_enabled:
+        outputs["nodes"] = {
+            name: {"role": "agent" if "-agent-" in name else "server", "public_ip": f"203.0.113.{10 + i}",
+                   "private_ip": f"10.100.0.{10 + i}"}
+            for i, name in enumerate(names)
+        }
+    return outputs
+
+
 def render_inventory(outputs: Mapping[str, Any], s: VmSettings) -> str:
     """Render the YAML inventory Ansible reads, from the Terraform outputs.
 
-    The VM is the single host of group ``k3s_servers``. The host key is accepted on first contact
-    (``accept-new``): the VM is brand new, and a changed key later still stops the run.
+    The first server is host ``s.name`` of group ``k3s_servers``; with the ``nodes`` output of a cluster,
+    the other servers join that group and the agents group ``k3s_agents``, each with its private address
+    as ``k3s_node_ip``. The host key is accepted on first contact (``accept-new``): the VMs are brand new,
+    and a changed key later still stops the run.
 
     Args:
-        outputs: Terraform output values (``public_ip``, ``ssh_user``, ``private_key_path``, and
-            ``instance_id``), plain or as ``output -json`` entries.
+        outputs: Terraform output values (``public_ip``, ``ssh_user``, ``private_key_path``,
+            ``instance_id`` and ``nodes``), plain or as ``output -json`` entries.
         s: the VM settings (host name).
 
     Returns:
@@ -149,19 +201,36 @@ def render_inventory(outputs: Mapping[str, Any], s: VmSettings) -> str:
             f"Terraform outputs lack {', '.join(missing)}",
             fix="run phase 10 with apply: true first, or check the root module declares these outputs",
         )
-    ip = str(_output_value(outputs, "public_ip"))
-    host: dict[str, Any] = {
-        "ansible_host": ip,
-        "ansible_user": str(_output_value(outputs, "ssh_user")),
-        "ansible_ssh_private_key_file": str(_output_value(outputs, "private_key_path")),
-        "ansible_ssh_common_args": "-o StrictHostKeyChecking=accept-new",
-        "k3s_node_external_ip": ip,
-    }
+    user = str(_output_value(outputs, "ssh_user"))
+    key = str(_output_value(outputs, "private_key_path"))
+
+    def host(public_ip: str, private_ip: str | None) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "ansible_host": public_ip,
+            "ansible_user": user,
+            "ansible_ssh_private_key_file": key,
+            "ansible_ssh_common_args": "-o StrictHostKeyChecking=accept-new",
+            "k3s_node_external_ip": public_ip,
+        }
+        if private_ip:
+            entry["k3s_node_ip"] = private_ip
+        return entry
+
+    nodes = _output_value(outputs, "nodes") or {}
+    first = nodes.get(s.name) or {}
+    servers = {s.name: host(str(_output_value(outputs, "public_ip")), first.get("private_ip"))}
     instance_id = _output_value(outputs, "instance_id")
     if instance_id:
-        host["k3smig_instance_id"] = str(instance_id)
-    inventory = {"all": {"children": {INVENTORY_GROUP: {"hosts": {s.name: host}}}}}
-    return yaml.safe_dump(inventory, sort_keys=False)
+        servers[s.name]["k3smig_instance_id"] = str(instance_id)
+    agents: dict[str, Any] = {}
+    for name, node in sorted(nodes.items()):
+        if name != s.name:
+            group = agents if node.get("role") == "agent" else servers
+            group[name] = host(str(node["public_ip"]), node.get("private_ip"))
+    children: dict[str, Any] = {INVENTORY_GROUP: {"hosts": servers}}
+    if agents:
+        children[AGENT_GROUP] = {"hosts": agents}
+    return yaml.safe_dump({"all": {"children": children}}, sort_keys=False)
 
 
 def render_extravars(s: VmSettings) -> dict[str, Any]:
@@ -171,8 +240,8 @@ def render_extravars(s: VmSettings) -> dict[str, Any]:
         s: the VM settings.
 
     Returns:
-        Extra variables for ansible-playbook; credentials are read by the roles from the
-        environment, never passed here.
+        Extra variables for ansible-playbook; credentials (S3 keys, the restic password, the K3s
+        token) are read by the roles from the environment, never passed here.
 
     Examples:
         >>> render_extravars(VmSettings(letsencrypt_env="production"))["cert_manager_default_issuer"]
@@ -190,6 +259,12 @@ def render_extravars(s: VmSettings) -> dict[str, Any]:
         "k3s_disable": [] if s.ingress_controller == "traefik" else ["traefik"],
         "k3s_traefik_nginx_provider": s.ingress_controller == "traefik",
         "ingress_nginx_state": "absent" if s.ingress_controller == "traefik" else "present",
+        "system_upgrade_version": s.k3s_version,
+        "longhorn_enabled": s.storage_class == "longhorn",
+        "backup_s3_bucket": s.backup_bucket,
+        "backup_s3_endpoint": f"https://s3.{s.region}.scw.cloud",
+        "backup_s3_region": s.region,
+        "backup_retention": s.backup_retention,
     }
 
 
@@ -243,7 +318,7 @@ def planned_commands(
         str(inventory),
         str(playbook),
         "--limit",
-        s.name,
+        ",".join(s.node_names),
         "-e",
         f"@{extravars}",
     ]

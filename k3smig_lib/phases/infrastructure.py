@@ -20,7 +20,14 @@ from IPython.display import Markdown
 from k3smig_lib.core.config import PACKAGE_ROOT, Settings
 from k3smig_lib.infra import ansible as ansible_driver
 from k3smig_lib.infra import terraform as tf_driver
-from k3smig_lib.infra.render import VmSettings, planned_commands, render_extravars, render_inventory, render_tfvars
+from k3smig_lib.infra.render import (
+    VmSettings,
+    placeholder_outputs,
+    planned_commands,
+    render_extravars,
+    render_inventory,
+    render_tfvars,
+)
 from k3smig_lib.infra.ssh_key import ensure_ssh_key
 from k3smig_lib.phases._base import PhaseRun, phase_dir
 from k3smig_lib.show import code
@@ -29,8 +36,6 @@ PROVISION = "10_provision_infrastructure"
 CONFIGURE = "20_configure_k3s"
 ENV_DIR = PACKAGE_ROOT / "infrastructure" / "terraform" / "envs" / "scaleway"
 PLAYBOOK = PACKAGE_ROOT / "ansible" / "site.yml"
-PLACEHOLDER_OUTPUTS = {"public_ip": "203.0.113.10", "ssh_user": "root",
-                       "private_key_path": "~/.ssh/k3smig (written by tofu apply)", "instance_id": "(after apply)"}
 SCW_VARS = ("SCW_ACCESS_KEY", "SCW_SECRET_KEY", "SCW_DEFAULT_PROJECT_ID")
 
 
@@ -39,7 +44,10 @@ def vm_settings(cfg: Settings) -> VmSettings:
     return VmSettings(name=cfg.vm_name, zone=cfg.zone, instance_type=cfg.instance_type, disk_gb=cfg.disk_gb,
                       admin_cidr=cfg.admin_cidr, k3s_version=cfg.k3s_version, domain=cfg.domain,
                       acme_email=cfg.acme_email, letsencrypt_env=cfg.letsencrypt_env, txt_owner_id=cfg.txt_owner_id,
-                      ingress_controller=cfg.ingress_controller)
+                      ingress_controller=cfg.ingress_controller,
+                      server_count=cfg.server_count, agent_count=cfg.agent_count, lb_enabled=cfg.lb_enabled,
+                      storage_class=cfg.storage_class, backup_bucket=cfg.backup_bucket,
+                      backup_retention=cfg.backup_retention)
 
 
 def _credentials_present() -> bool:
@@ -100,7 +108,7 @@ class Provision(PhaseRun):
 
     def inventory(self) -> Markdown:
         """The Ansible inventory rendered from the outputs (what phase 20 reads)."""
-        text = render_inventory(self.outputs or PLACEHOLDER_OUTPUTS, self.vm)
+        text = render_inventory(self.outputs or placeholder_outputs(self.vm), self.vm)
         self.save_text("inventory.yml", text)
         return code(text, "yaml")
 
@@ -120,7 +128,7 @@ class ConfigureK3s(PhaseRun):
         if self.inventory_path:
             text = self.inventory_path.read_text()
         else:
-            text = render_inventory(PLACEHOLDER_OUTPUTS, self.vm)
+            text = render_inventory(placeholder_outputs(self.vm), self.vm)
         return code(text, "yaml")
 
     def roles(self) -> pd.DataFrame:

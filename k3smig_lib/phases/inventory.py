@@ -12,10 +12,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from k3smig_lib.backends.base import Source
+from k3smig_lib.core.clean import clean_objects
 from k3smig_lib.core.config import Settings
 from k3smig_lib.core.lint import Capacity, lint
 from k3smig_lib.core.nginxannot import annotation_risks
 from k3smig_lib.core.objects import Obj, annotations_of, get_path, intended_replicas, pod_spec, ref
+from k3smig_lib.infra.sizing import demand_of, sizing_rows, verdict
 from k3smig_lib.phases._base import PhaseRun
 from k3smig_lib.phases._context import clean_options, open_source, selected_objects
 from k3smig_lib.show import batch_mode, figure
@@ -166,6 +168,21 @@ class Inventory(PhaseRun):
                 self.summary[f"risks ({sev})"] = int((frame["severity"] == sev).sum())
         return self.save_table("risks", frame)
 
+    def sizing(self) -> pd.DataFrame:
+        """Do the workloads' requests fit one VM of ``instance_type`` with headroom? If not, the shapes that would.
+
+        Counted: what the migration applies (the cleaned export), replicas × pod requests, DaemonSets once per
+        node, K3s and the platform add-ons reserved on each node, 20 % of the rest kept free. Past one VM the
+        proposal is the Terraform module's: ``server_count`` 3 (embedded etcd), then ``agent_count``.
+        """
+        report = clean_objects(self.objects, clean_options(self.cfg))
+        rows = sizing_rows(demand_of(report.kept()), self.cfg.instance_type, vcpu=self.cfg.vm_cpu,
+                           ram_gib=self.cfg.vm_memory_gib)
+        self.summary["sizing"] = verdict(rows)
+        if not rows[0]["holds"]:
+            self.warnings.append(f"sizing: {verdict(rows)}")
+        return self.save_table("sizing", pd.DataFrame(rows))
+
     def chart(self) -> Any:
         """Objects per namespace, stacked by kind (top kinds)."""
         counts = Counter((ref(o).namespace or "(cluster)", ref(o).kind) for o in self.objects)
@@ -212,6 +229,7 @@ class Inventory(PhaseRun):
         kind.observe(refresh, names="value")
         refresh()
         return widgets.VBox([widgets.HBox([ns, kind]), out])
+
 
 def start(cfg: Settings) -> Inventory:
     """Open the source and start phase 30."""

@@ -21,7 +21,20 @@ TERRAFORM_DIR = REPO / "infrastructure" / "terraform"
 ANSIBLE_DIR = REPO / "ansible"
 CACHE = Path(os.environ.get("K3SMIG_INFRA_CACHE", REPO / ".cache" / "infra"))
 VENV_BIN = Path(sys.executable).parent
-ROLES = ["k3s", "helm", "ingress_nginx", "cert_manager", "external_dns"]
+ROLES = ["k3s", "helm", "ingress_nginx", "cert_manager", "external_dns", "system_upgrade", "longhorn", "backup"]
+#: The Molecule scenarios (role/scenario) that converge each role twice (idempotence). Two share one converge:
+#: k3s/cluster runs site.yml's K3s and day-2 roles on three servers and an agent, which is where the upgrade
+#: Plans and Longhorn's node-spanning settings mean something.
+ROLE_SCENARIOS = {
+    "k3s": ["k3s/default", "k3s/cluster"],
+    "helm": ["helm/default"],
+    "ingress_nginx": ["ingress_nginx/default"],
+    "cert_manager": ["cert_manager/default"],
+    "external_dns": ["external_dns/default"],
+    "system_upgrade": ["k3s/cluster"],
+    "longhorn": ["k3s/cluster"],
+    "backup": ["backup/default", "k3s/cluster"],
+}
 PROVIDER_VERSION = "2.81.0"
 MOLECULE_IMAGE = "localhost/k3smig-host:bookworm"
 HERE = Path(__file__).parent
@@ -42,12 +55,16 @@ class Tofu:
 
 
 @pytest.fixture(scope="session")
-def tofu() -> Tofu:
+def tofu(tmp_path_factory: pytest.TempPathFactory) -> Tofu:
     binary = CACHE / "bin" / "tofu"
-    rc = CACHE / "tofurc"
     mirror = CACHE / "mirror" / "registry.opentofu.org" / "scaleway" / "scaleway" / PROVIDER_VERSION
-    if not (binary.exists() and rc.exists() and mirror.is_dir()):
+    if not (binary.exists() and mirror.is_dir()):
         pytest.fail(f"OpenTofu or the Scaleway provider mirror is missing under {CACHE}: run tools/build-infra.sh")
+    # The cache is shared by every clone, and its tofurc names the mirror by the path of the clone that built
+    # it last, which may not exist here: the tests write their own, with this clone's path to the mirror.
+    rc = tmp_path_factory.mktemp("tofu") / "tofurc"
+    rc.write_text(f'provider_installation {{\n  filesystem_mirror {{\n    path = "{(CACHE / "mirror").resolve()}"\n'
+                  "  }\n}\n")
     env = dict(os.environ)
     env.update(
         TF_CLI_CONFIG_FILE=str(rc),
@@ -98,6 +115,7 @@ def molecule_env() -> dict[str, str]:
     """Tool environment plus the podman settings this sandbox needs (runc, no ulimits)."""
     env = tool_env()
     env["CONTAINERS_CONF"] = str(HERE / "containers.conf")
+    env["PYTHONUNBUFFERED"] = "1"  # Molecule's stdout (Ansible) and stderr (its steps) keep their order in one pipe
     return env
 
 

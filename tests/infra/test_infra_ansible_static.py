@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 import yaml
-from infra_helpers import ANSIBLE_DIR, ROLES, tool_env, venv_tool
+from infra_helpers import ANSIBLE_DIR, ROLE_SCENARIOS, ROLES, tool_env, venv_tool
 
 pytestmark = pytest.mark.infra
 
@@ -34,10 +34,19 @@ def test_site_playbook_passes_the_syntax_check() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_site_playbook_runs_the_five_roles_in_platform_order() -> None:
-    (play,) = yaml.safe_load((ANSIBLE_DIR / "site.yml").read_text())
-    assert play["hosts"] == "k3s_servers"
-    assert [r["role"] for r in play["roles"]] == ROLES
+def test_site_playbook_installs_k3s_first_server_first_then_the_platform_once_then_day_two_everywhere() -> None:
+    plays = yaml.safe_load((ANSIBLE_DIR / "site.yml").read_text())
+    shape = [(p["hosts"], p.get("serial"), [r["role"] for r in p["roles"]]) for p in plays]
+    assert shape == [
+        ("k3s_servers[0]", None, ["k3s"]),
+        ("k3s_servers[1:]", 1, ["k3s"]),  # joining servers one at a time: etcd keeps its quorum
+        ("k3s_agents", None, ["k3s"]),
+        ("k3s_servers[0]", None, ["helm", "ingress_nginx", "cert_manager", "external_dns"]),
+        ("k3s_servers", None, ["system_upgrade"]),
+        ("k3s_servers:k3s_agents", None, ["longhorn", "backup"]),
+    ]
+    assert all(p["roles"][0]["vars"]["k3s_upgrade_controller"] is True for p in plays[:3])
+    assert set(r for _, _, roles in shape for r in roles) == set(ROLES)
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -45,11 +54,13 @@ def test_role_has_the_standard_layout_and_a_molecule_scenario_with_idempotence(r
     base = ANSIBLE_DIR / "roles" / role
     for path in ["defaults/main.yml", "meta/main.yml", "meta/argument_specs.yml"] + [f"tasks/{f}" for f in TASK_FILES]:
         assert (base / path).is_file(), f"{role}: {path} missing"
-    scenario = base / "molecule" / "default"
-    for name in ("molecule.yml", "converge.yml", "verify.yml"):
-        assert (scenario / name).is_file()
-    molecule = yaml.safe_load((scenario / "molecule.yml").read_text())
-    assert "idempotence" in molecule["scenario"]["test_sequence"]
+    for where in ROLE_SCENARIOS[role]:
+        owner, name = where.split("/")
+        scenario = ANSIBLE_DIR / "roles" / owner / "molecule" / name
+        for file in ("molecule.yml", "converge.yml", "verify.yml"):
+            assert (scenario / file).is_file(), f"{role}: {where}/{file} missing"
+        molecule = yaml.safe_load((scenario / "molecule.yml").read_text())
+        assert "idempotence" in molecule["scenario"]["test_sequence"]
     main = (base / "tasks" / "main.yml").read_text()
     assert (
         main.index("pre_checks.yml") < main.index(f"state_{{{{ {role}_state }}}}.yml") < main.index("post_checks.yml")

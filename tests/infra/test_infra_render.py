@@ -14,6 +14,7 @@ from k3smig_lib.errors import ParameterError, TargetError
 from k3smig_lib.infra.render import (
     INSTANCE_SIZES,
     VmSettings,
+    placeholder_outputs,
     planned_commands,
     render_extravars,
     render_inventory,
@@ -35,7 +36,14 @@ def test_tfvars_are_exactly_the_variables_the_env_root_module_declares() -> None
     declared = set(re.findall(r'^variable "(\w+)"', (TERRAFORM_DIR / "envs/scaleway/variables.tf").read_text(), re.M))
     tfvars = render_tfvars(VmSettings(), ssh_public_key="ssh-ed25519 AAAA op")
     assert set(tfvars) <= declared
-    assert declared - set(tfvars) == {"project_id", "root_volume_type", "tags"}  # left to their defaults
+    # left to their defaults
+    assert declared - set(tfvars) == {"project_id", "root_volume_type", "tags", "private_network_cidr", "lb_type"}
+    assert (tfvars["server_count"], tfvars["agent_count"], tfvars["lb_enabled"]) == (1, 0, False)
+
+
+def test_server_and_agent_counts_outside_what_the_module_accepts_are_refused() -> None:
+    with pytest.raises(ParameterError, match="server_count is 2.*odd quorum"):
+        render_tfvars(VmSettings(server_count=2))
 
 
 def test_tfvars_carry_the_seed_defaults_and_an_expanded_key_path() -> None:
@@ -80,6 +88,25 @@ def test_inventory_matches_the_one_the_terraform_module_renders() -> None:
         assert key == "k3s_servers" or key in host["k3smig"]
 
 
+def test_a_single_vm_inventory_is_unchanged_by_the_nodes_output() -> None:
+    """The real module also outputs nodes; for one VM its private address is null and nothing changes."""
+    single = OUTPUTS | {"nodes": {"k3smig": {"role": "server", "public_ip": "203.0.113.10", "private_ip": None}}}
+    assert render_inventory(single, VmSettings()) == render_inventory(OUTPUTS, VmSettings())
+    assert render_inventory(placeholder_outputs(VmSettings()), VmSettings()).count("ansible_host") == 1
+
+
+def test_cluster_inventory_has_three_servers_and_the_agents_with_their_private_addresses() -> None:
+    s = VmSettings(server_count=3, agent_count=2)
+    inventory = yaml.safe_load(render_inventory(placeholder_outputs(s), s))["all"]["children"]
+    assert list(inventory["k3s_servers"]["hosts"]) == ["k3smig", "k3smig-server-2", "k3smig-server-3"]
+    assert list(inventory["k3s_agents"]["hosts"]) == ["k3smig-agent-1", "k3smig-agent-2"]
+    assert inventory["k3s_servers"]["hosts"]["k3smig"]["k3s_node_ip"] == "10.100.0.10"
+    agent = inventory["k3s_agents"]["hosts"]["k3smig-agent-2"]
+    assert agent["k3s_node_ip"] == "10.100.0.14" and agent["ansible_host"] == agent["k3s_node_external_ip"]
+    assert planned_commands(s, env_dir=Path("e"), apply=False)[-1].split("--limit ")[1].startswith(
+        "k3smig,k3smig-server-2,k3smig-server-3,k3smig-agent-1,k3smig-agent-2")
+
+
 def test_extravars_are_declared_by_the_roles_argument_specs() -> None:
     declared: set[str] = set()
     for spec in ANSIBLE_DIR.glob("roles/*/meta/argument_specs.yml"):
@@ -88,6 +115,12 @@ def test_extravars_are_declared_by_the_roles_argument_specs() -> None:
     assert set(extravars) <= declared
     assert extravars["cert_manager_default_issuer"] == "letsencrypt-production"
     assert extravars["external_dns_txt_owner_id"] == "k3smig"
+    assert extravars["system_upgrade_version"] == VmSettings().k3s_version
+    assert extravars["backup_s3_endpoint"] == "https://s3.fr-par.scw.cloud"
+    assert extravars["backup_s3_region"] == "fr-par"
+    assert extravars["longhorn_enabled"] is False
+    assert render_extravars(VmSettings(storage_class="longhorn"))["longhorn_enabled"] is True
+    assert not any(k.endswith(("_key", "_password", "_token")) for k in extravars)  # credentials come from the env
 
 
 def test_dry_run_commands_plan_and_check_but_never_apply() -> None:

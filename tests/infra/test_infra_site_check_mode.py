@@ -2,13 +2,15 @@
 
 A fresh VM has no K3s, no helm and no cluster, so in check mode the k3s and helm roles report what
 they would change, and the chart roles say their release is not checked yet (skipped), without
-failing. The K3s and helm binaries come from the airgap stand-ins the Molecule scenarios use (no
-download here); the Scaleway VM itself, systemd and the charts are not covered.
+failing; the upgrade Plans and the backup timer are planned, the first backup is not taken. The K3s
+and helm binaries come from the airgap stand-ins the Molecule scenarios use, restic from this machine
+(no download here); the Scaleway VM itself, systemd and the charts are not covered.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +31,10 @@ ROLES_DIR = ANSIBLE_DIR / "roles"
 def fresh_host(molecule_image: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("CONTAINERS_CONF", str(HERE / "containers.conf"))
     monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+    # The backup role's credentials, as an operator's .envrc provides them (test values only).
+    monkeypatch.setenv("K3SMIG_BACKUP_PASSWORD", "check-mode-restic-password")
+    monkeypatch.setenv("K3SMIG_BACKUP_ACCESS_KEY", "check-mode-access-key")
+    monkeypatch.setenv("K3SMIG_BACKUP_SECRET_KEY", "check-mode-secret-key")
     name = f"k3smig-dryrun-{os.getpid()}"
     subprocess.run(
         ["podman", "run", "-d", "--rm", "--name", name, "--network", "none", molecule_image, "sleep", "infinity"],
@@ -43,7 +49,13 @@ def fresh_host(molecule_image: str, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 @pytest.mark.timeout(900)
 def test_site_check_mode_on_a_fresh_host_plans_k3s_and_helm_and_fails_nothing(fresh_host: str) -> None:
-    extravars = render_extravars(VmSettings()) | {
+    restic = shutil.which("restic")
+    if restic is None:
+        pytest.fail("restic is missing: apt-get install restic (make system-deps)")
+    extravars = render_extravars(VmSettings(backup_bucket="k3smig-check-mode")) | {
+        "backup_restic_airgap_binary_src": restic,
+        # get_url reaches GitHub even in check mode; the container has no network.
+        "system_upgrade_install_controller": False,
         "k3s_airgap": True,
         "k3s_airgap_binary_src": str(ROLES_DIR / "k3s/molecule/default/files/k3s"),
         "helm_airgap": True,
@@ -59,11 +71,16 @@ def test_site_check_mode_on_a_fresh_host_plans_k3s_and_helm_and_fails_nothing(fr
     assert result.status == "successful"
     by_task = {(t["role"], t["task"]): t for t in result.tasks}
     assert by_task[("k3s", "Copy the K3s binary from the airgap bundle")]["status"] == "changed"
-    assert by_task[("k3s", "Write the K3s server configuration")]["status"] == "changed"
+    assert by_task[("k3s", "Write the K3s configuration")]["status"] == "changed"
     assert by_task[("helm", "Copy the helm binary from the airgap bundle")]["status"] == "changed"
     for role in ("ingress_nginx", "cert_manager", "external_dns"):
         assert by_task[(role, "Stop when K3s or Helm is missing outside check mode")]["status"] == "ok"
         assert (role, "Install or upgrade the " + role.replace("_", "-") + " release") not in by_task
+    assert by_task[("system_upgrade", "Write the K3s upgrade Plans")]["status"] == "changed"
+    assert by_task[("backup", "Install the backup service and timer units")]["status"] == "changed"
+    assert by_task[("backup", "Take this node's first backup unless it already has one")]["status"] == "skipped"
+    # storage_class is local-path: Longhorn is not installed
+    assert {t["status"] for (role, _), t in by_task.items() if role == "longhorn"} <= {"skipped"}
     # Check mode left the host untouched.
     probe = subprocess.run(["podman", "exec", fresh_host, "test", "-e", "/etc/rancher/k3s/config.yaml"], check=False)
     assert probe.returncode == 1

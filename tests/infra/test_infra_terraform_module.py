@@ -68,7 +68,32 @@ def test_plan_tests_pass_with_a_mocked_provider_including_one_failure_per_valida
     validations = sum(len(re.findall(r"\bvalidation \{", b)) for b in _blocks(_tf_files(VM), "variable").values())
     runs = len(re.findall(r'^run "', (VM / "tests" / "vm.tftest.hcl").read_text(), re.MULTILINE))
     assert re.search(rf"Success! {runs} passed, 0 failed", proc.stdout), proc.stdout
-    assert runs == validations + 4
+    # Four single-VM runs, then counts 1/3 x agents 0/2 and the load balancer; one failure per validation.
+    assert runs == validations + 9
+
+
+def _plan_of_run(verbose: str, run: str) -> str:
+    """The resource changes `tofu test -verbose` printed for one run block (actions list to the Plan: line)."""
+    block = verbose.split(f'run "{run}"... pass', 1)[1].split('\n  run "', 1)[0]
+    start = block.index("OpenTofu will perform the following actions:")
+    end = block.index("\n", block.index("\nPlan: ") + 1)
+    return block[start:end + 1]
+
+
+def test_one_server_keeps_the_plan_it_had_before_multi_node_support(tofu: Tofu, terraform_copy: Path) -> None:
+    """server_count = 1, agent_count = 0: resource for resource, attribute for attribute, today's plan.
+
+    The fixture is the plan of the defaults run recorded with the single-VM module (before the
+    server_count/agent_count/private network/load balancer inputs); the mock provider's generated values
+    are seeded, so the text is stable.
+    """
+    workdir = terraform_copy / "modules" / "vm"
+    tofu.run("init", "-backend=false", "-input=false", "-no-color", cwd=workdir)
+    proc = tofu.run("test", "-no-color", "-verbose", "-filter=tests/vm.tftest.hcl", cwd=workdir, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    expected = (Path(__file__).parent / "fixtures" / "vm-one-server-plan.txt").read_text()
+    assert _plan_of_run(proc.stdout, "defaults_match_the_seed_vm") == expected
+    assert "Plan: 4 to add, 0 to change, 0 to destroy." in expected
 
 
 def test_every_validation_block_has_an_expect_failures_run() -> None:

@@ -21,4 +21,9 @@ module "vm" {
   ssh_public_key       = var.ssh_public_key
   ssh_private_key_path = var.ssh_private_key_path
   tags                 = var.tags
+  server_count         = var.server_count
+  agent_count          = var.agent_count
+  private_network_cidr = var.private_network_cidr
+  lb_enabled           = var.lb_enabled
+  lb_type              = var.lb_type
 }

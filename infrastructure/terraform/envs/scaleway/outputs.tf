@@ -22,3 +22,13 @@ output "ansible_inventory" {
   description = "Ansible inventory rendered by the module."
   value       = module.vm.ansible_inventory
 }
+
+output "nodes" {
+  description = "Every node by name: K3s role, public and private IPv4 (k3smig renders the inventory from it)."
+  value       = module.vm.nodes
+}
+
+output "lb_ip" {
+  description = "Public IPv4 of the load balancer in front of the ingress (null unless lb_enabled)."
+  value       = module.vm.lb_ip
+}

@@ -70,3 +70,33 @@ variable "tags" {
   type        = list(string)
   default     = []
 }
+
+variable "server_count" {
+  description = "K3s servers: 1 (single VM, SQLite) or 3 (HA control plane, embedded etcd)."
+  type        = number
+  default     = 1
+}
+
+variable "agent_count" {
+  description = "K3s agents joined to the servers."
+  type        = number
+  default     = 0
+}
+
+variable "private_network_cidr" {
+  description = "IPv4 subnet of the private network between the nodes."
+  type        = string
+  default     = "10.100.0.0/24"
+}
+
+variable "lb_enabled" {
+  description = "Scaleway load balancer in front of the ingress."
+  type        = bool
+  default     = false
+}
+
+variable "lb_type" {
+  description = "Commercial type of the load balancer."
+  type        = string
+  default     = "LB-S"
+}

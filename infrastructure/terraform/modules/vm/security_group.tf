@@ -26,4 +26,14 @@ resource "scaleway_instance_security_group" "this" {
       ip_range = "0.0.0.0/0"
     }
   }
+
+  dynamic "inbound_rule" {
+    for_each = local.cluster_ports
+    content {
+      action     = "accept"
+      protocol   = inbound_rule.value.protocol
+      port_range = inbound_rule.value.port_range
+      ip_range   = var.private_network_cidr
+    }
+  }
 }

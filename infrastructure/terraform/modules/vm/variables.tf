@@ -129,3 +129,67 @@ variable "ssh_private_key_path" {
     error_message = "var.ssh_private_key_path must name the private key file."
   }
 }
+
+################################################################################
+# Growing past one VM
+################################################################################
+
+variable "server_count" {
+  description = "K3s servers: 1 keeps the single VM (SQLite datastore); 3 forms an HA control plane with embedded etcd."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = contains([1, 3], var.server_count)
+    error_message = "var.server_count must be 1 (one VM) or 3 (embedded etcd needs an odd quorum; 2 is worse than 1)."
+  }
+}
+
+variable "agent_count" {
+  description = "K3s agents (workers) joined to the servers; they get the same instance type and disk as the servers."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.agent_count >= 0 && var.agent_count <= 10 && floor(var.agent_count) == var.agent_count
+    error_message = "var.agent_count must be a whole number between 0 and 10."
+  }
+}
+
+variable "private_network_cidr" {
+  description = "IPv4 subnet of the private network between the nodes (created only with more than one node or a load balancer)."
+  type        = string
+  default     = "10.100.0.0/24"
+
+  validation {
+    # try(): a malformed value makes the expressions below fail, which must read as "invalid", not as an error.
+    condition = try(
+      !strcontains(var.private_network_cidr, ":")
+      && tonumber(split("/", var.private_network_cidr)[1]) >= 16
+      && tonumber(split("/", var.private_network_cidr)[1]) <= 26
+      && cidrhost(var.private_network_cidr, 0) == split("/", var.private_network_cidr)[0]
+      && anytrue([for r in ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"] : cidrhost(r, 0) == cidrhost("${cidrhost(var.private_network_cidr, 0)}/${split("/", r)[1]}", 0)])
+      # K3s's own pod (10.42.0.0/16) and service (10.43.0.0/16) networks must not overlap the nodes' subnet.
+      && !anytrue([for r in ["10.42.0.0/16", "10.43.0.0/16"] : cidrhost(r, 0) == cidrhost("${cidrhost(var.private_network_cidr, 0)}/16", 0)]),
+      false
+    )
+    error_message = "var.private_network_cidr must be an RFC 1918 IPv4 subnet between /16 and /26 outside K3s's 10.42.0.0/16 and 10.43.0.0/16, such as 10.100.0.0/24."
+  }
+}
+
+variable "lb_enabled" {
+  description = "Put a Scaleway load balancer (TCP 80/443 to every node's ingress) in front of the cluster."
+  type        = bool
+  default     = false
+}
+
+variable "lb_type" {
+  description = "Commercial type of the load balancer when lb_enabled is true."
+  type        = string
+  default     = "LB-S"
+
+  validation {
+    condition     = contains(["LB-S", "LB-GP-M", "LB-GP-L", "LB-GP-XL"], var.lb_type)
+    error_message = "var.lb_type must be LB-S, LB-GP-M, LB-GP-L or LB-GP-XL."
+  }
+}
