@@ -26,12 +26,14 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from k3smig_lib.core.dnszone import Record, Server, axfr, belongs_to, changed, owners, query
 from k3smig_lib.errors import TargetError
 from k3smig_lib.k8s import handover
-from k3smig_lib.k8s.client import Kube
-from k3smig_lib.k8s.quiesce import wait_stopped
+
+if TYPE_CHECKING:  # the Kubernetes client is imported only when a cutover really runs
+    from k3smig_lib.k8s.client import Kube
 
 TSIG_ENV = "K3SMIG_DNS_TSIG_SECRET"
 
@@ -123,6 +125,8 @@ def switch(h: Handover, giver: tuple[Kube, str], taker: tuple[Kube, str], want: 
     Raises:
         TargetError: DNS did not converge in time, or a record outside the plan changed.
     """
+    from k3smig_lib.k8s.quiesce import wait_stopped  # imports the Kubernetes client: only a real cutover does
+
     (gkube, gowner), (tkube, towner) = giver, taker
     gname, tname = gkube.side, tkube.side
     ns, name = h.external_dns

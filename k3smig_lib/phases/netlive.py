@@ -20,7 +20,6 @@ from k3smig_lib.core.objects import Obj, get_path, ref
 from k3smig_lib.core.probes import probe
 from k3smig_lib.errors import K3sMigError
 from k3smig_lib.k8s import handover
-from k3smig_lib.k8s.client import Kube
 from k3smig_lib.phases._base import PhaseRun
 from k3smig_lib.phases._context import source_ref, target_ref
 from k3smig_lib.phases.cutover import Handover, addresses, outside_plan, switch
@@ -168,6 +167,7 @@ class NetworkLive(PhaseRun):
             "source_owner": cfg.source_txt_owner_id, "target_owner": cfg.txt_owner_id,
             "external_dns": cfg.external_dns, "runners": runners(self.objects)})
         from k3smig_lib.backends.live_target import LiveTarget
+        from k3smig_lib.k8s.client import Kube  # only a live cutover needs the Kubernetes client
 
         source, target = Kube.of(source_ref(cfg)), Kube.of(target_ref(cfg))
         try:
