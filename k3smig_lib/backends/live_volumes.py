@@ -40,6 +40,7 @@ from k3smig_lib.core.volscripts import (
 from k3smig_lib.errors import DataMismatchError
 from k3smig_lib.k8s.exec import ExecError, ExecResult, PodExec
 from k3smig_lib.k8s.volhelper import Helper, HelperSpec, placement
+from k3smig_lib.log import logger
 
 if TYPE_CHECKING:
     from k3smig_lib.k8s.client import Kube
@@ -108,14 +109,24 @@ class _ExecReader:
     error, or a byte count short of what tar wrote.
     """
 
-    def __init__(self, ex: Exec, where: str, allow: frozenset[int]) -> None:
+    def __init__(self, ex: Exec, where: str, allow: frozenset[int], restart: Callable[[], Exec] | None = None
+                 ) -> None:
         self.ex, self.where, self.allow = ex, where, allow
         self.name = ex.what
         self.result: ExecResult | None = None
+        self.restart = restart  # once: a connection lost before the first byte is started again
 
     def read(self, size: int = -1, /) -> bytes:
         data = self.ex.read_some() if size < 0 else self.ex.read(size)
         if not data and self.result is None:
+            if getattr(self.ex, "broken", "") and self.ex.stdout_bytes == 0 and self.restart is not None:
+                # nothing has passed yet, so nothing is lost: ``tar -c`` only reads the volume
+                logger.warning("%s: connection lost before the first byte (%s); starting it again",
+                               self.name, getattr(self.ex, "broken", ""))
+                restart, self.restart = self.restart, None
+                self.ex.close()
+                self.ex = restart()
+                return self.read(size)
             self.result = self.ended()
         return data
 
@@ -249,16 +260,25 @@ class ScriptVolume:
             ignore_missing: listed paths that do not exist are skipped (fetching files for checks).
         """
         listing = nul_list(paths) if paths is not None else b""
-        ex = self.start(create_script(len(listing) if paths is not None else None, ignore_missing=ignore_missing))
+
+        def begin() -> Exec:
+            started = self.start(create_script(len(listing) if paths is not None else None,
+                                               ignore_missing=ignore_missing))
+            try:
+                if listing:
+                    started.write(listing)
+            except BaseException:
+                started.close()
+                raise
+            return started
+
+        reader = _ExecReader(begin(), self.where, frozenset({1}) if allow_changes else frozenset(), restart=begin)
         try:
-            if listing:
-                ex.write(listing)
-            reader = _ExecReader(ex, self.where, frozenset({1}) if allow_changes else frozenset())
             yield reader  # type: ignore[misc]
             if reader.result is None:  # the consumer stopped before the end: read it and check
                 reader.ended()
         finally:
-            ex.close()
+            reader.ex.close()
 
     def fetch(self, paths: Sequence[str], dest: Path) -> list[str]:
         """Copy regular files out of the volume into ``dest`` (application checks)."""
