@@ -131,15 +131,23 @@ def verify_ledger(run_dir: Path) -> list[str]:
             problems.append(f"phase record {record.get('phase')} breaks the hash chain")
         prev = str(record.get("hash", ""))
     recorded: dict[str, str] = ledger.get("files", {})
-    actual = hash_tree(run_dir)
-    for rel in sorted(set(recorded) | set(actual)):
-        if rel not in actual:
-            problems.append(f"missing: {rel}")
-        elif rel not in recorded:
-            problems.append(f"added after the run: {rel}")
-        elif recorded[rel] != actual[rel]:
-            problems.append(f"changed: {rel}")
+    problems += digest_differences(recorded, hash_tree(run_dir), missing="missing", extra="added after the run",
+                                   changed="changed")
     return problems + shape_problems(run_dir, recorded)
+
+
+def digest_differences(expected: dict[str, str], actual: dict[str, str], *, missing: str, extra: str,
+                       changed: str) -> list[str]:
+    """``<label>: <file>`` for every file missing from ``actual``, not in ``expected``, or with another digest."""
+    out = []
+    for name in sorted(set(expected) | set(actual)):
+        if name not in actual:
+            out.append(f"{missing}: {name}")
+        elif name not in expected:
+            out.append(f"{extra}: {name}")
+        elif expected[name] != actual[name]:
+            out.append(f"{changed}: {name}")
+    return out
 
 
 #: The hash-only check, kept for callers that verify an unsigned ledger on purpose.

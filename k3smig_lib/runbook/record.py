@@ -22,7 +22,7 @@ from k3smig_lib.core import signing
 from k3smig_lib.core.config import Settings
 from k3smig_lib.core.fsafe import atomic_write
 from k3smig_lib.errors import K3sMigError, LedgerError
-from k3smig_lib.runbook.ledger import ENVELOPE, LEDGER, hash_tree, read_ledger, verify_ledger
+from k3smig_lib.runbook.ledger import ENVELOPE, LEDGER, digest_differences, hash_tree, read_ledger, verify_ledger
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "urn:k3smig:run-record:v1"
@@ -147,13 +147,8 @@ def verify_run(run_dir: Path, *, keys: list[Path] | None = None, against_target:
         problems.append("the signed record is not a k3smig run Statement")
     signed = {s["name"]: s["digest"]["sha256"] for s in stmt.get("subject", [])}
     actual = {**hash_tree(run_dir), LEDGER: hashlib.sha256((run_dir / LEDGER).read_bytes()).hexdigest()}
-    for name in sorted(set(signed) | set(actual)):
-        if name not in actual:
-            problems.append(f"signed but missing: {name}")
-        elif name not in signed:
-            problems.append(f"not covered by the signature: {name}")
-        elif signed[name] != actual[name]:
-            problems.append(f"differs from the signed record: {name}")
+    problems += digest_differences(signed, actual, missing="signed but missing", extra="not covered by the signature",
+                                   changed="differs from the signed record")
     if against_target:
         problems += _anchor_problems(run_dir, payload_bytes(stmt))
     return problems
