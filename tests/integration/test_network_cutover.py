@@ -244,6 +244,14 @@ def test_rollback_gives_the_source_its_replicas_and_its_records_back(cutover, be
 def test_the_network_stand_listens_on_127_0_0_1_only(net, sandbox):
     state = json.loads((sandbox.state_dir / "sandbox.json").read_text())
     pids = [p["pid"] for p in state["processes"] if p["name"].startswith("dns/") or p["name"].endswith("/traefik")]
-    children = json.loads((Path(net.dns.key_file).parent / "supervisor.json").read_text())
-    pids += [c["pid"] for c in children.values()]  # the external-dns processes of both clusters
+    state_file = Path(net.dns.key_file).parent / "supervisor.json"
+
+    def both_external_dns_listening() -> list[int]:
+        # rollback (the test before) has just restarted the source's instance: wait until the supervisor
+        # reports both clusters' processes again and each has bound its sockets
+        children = json.loads(state_file.read_text())
+        found = [children[side]["pid"] for side in ("source", "target") if side in children]
+        return found if len(found) == 2 and all(listening_sockets([pid]) for pid in found) else []
+
+    pids += poll(both_external_dns_listening, "both clusters' external-dns run and listen")
     assert len(pids) == 6 and {addr for addr, _ in listening_sockets(pids)} == {"127.0.0.1"}
