@@ -14,13 +14,10 @@ from typing import Any, TypeVar
 from IPython.display import Image, Markdown
 from matplotlib.figure import Figure
 
+from k3smig_lib.core.config import BATCH_ENV
 from k3smig_lib.core.paths import scrub
 
 T = TypeVar("T")
-
-#: Set by ``k3smig run`` in every kernel: no widgets, plain progress lines.
-BATCH_ENV = "K3SMIG_BATCH"
-
 
 def batch_mode() -> bool:
     """True under the runner (papermill batch), False in an interactive JupyterLab session."""

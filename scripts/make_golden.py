@@ -27,7 +27,7 @@ from k3smig_lib.backends.snapshot import read_export  # noqa: E402
 from k3smig_lib.core.config import BUNDLED_EXAMPLE  # noqa: E402
 from k3smig_lib.core.leakgate import scan  # noqa: E402
 from k3smig_lib.core.secrets import secret_values  # noqa: E402
-from k3smig_lib.phases._base import PHASES  # noqa: E402
+from k3smig_lib.phases.catalog import PHASES  # noqa: E402
 
 #: ``as_of`` pins the time certificates are judged at to the example's export time (as parameters/demo.yaml does),
 #: so the certificate table is compared like any other report.

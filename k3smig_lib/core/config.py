@@ -24,6 +24,8 @@ from k3smig_lib.errors import ParameterError
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 #: Environment of every process k3smig starts: Terraform/OpenTofu skip their update check (no network call).
 NO_PHONE_HOME = {"CHECKPOINT_DISABLE": "1"}
+#: Set by ``k3smig run`` in every kernel: no widgets, plain progress lines (read by :mod:`k3smig_lib.show`).
+BATCH_ENV = "K3SMIG_BATCH"
 BUNDLED_EXAMPLE = PACKAGE_ROOT / "examples" / "prod-cluster"
 #: Volume helper image: GNU tar, find and coreutils, small and public. Pin a digest, or point at a mirror.
 DEFAULT_HELPER_IMAGE = "docker.io/library/debian:bookworm-slim"

@@ -47,8 +47,8 @@ from k3smig_lib.core.objects import PRE_QUIESCE, Obj, get_path, pod_spec, ref
 from k3smig_lib.core.ownership import OwnershipPlan, plan_ownership
 from k3smig_lib.phases._base import PhaseRun
 from k3smig_lib.phases._charts import bar_figure
-from k3smig_lib.phases._context import open_source, open_target
 from k3smig_lib.phases._datapath import PassRecord, Proof, copy_pass, prove
+from k3smig_lib.phases.context import open_source, open_target
 from k3smig_lib.phases.deploy import HELD_UNTIL, INTENDED, VERIFIED, desired_objects, is_singleton, release
 from k3smig_lib.show import figure, progress
 

@@ -19,7 +19,7 @@ from k3smig_lib.backends.base import ApplyResult, Target
 from k3smig_lib.core.config import Settings
 from k3smig_lib.core.objects import Obj, get_path, pod_spec, ref
 from k3smig_lib.phases._base import PhaseRun
-from k3smig_lib.phases._context import open_target
+from k3smig_lib.phases.context import open_target
 from k3smig_lib.phases.export import read_cleaned
 
 PHASE = "60_deploy_applications"

@@ -22,9 +22,10 @@ from k3smig_lib.core.nginxannot import nginx_annotations
 from k3smig_lib.core.objects import Obj, annotations_of, sha256_of
 from k3smig_lib.core.order import sort_for_apply
 from k3smig_lib.core.secrets import redact
-from k3smig_lib.phases._base import PhaseRun, phase_dir
+from k3smig_lib.phases._base import PhaseRun
 from k3smig_lib.phases._charts import bar_figure
-from k3smig_lib.phases._context import cleaned, open_source
+from k3smig_lib.phases.catalog import phase_dir
+from k3smig_lib.phases.context import cleaned, open_source
 from k3smig_lib.show import figure
 
 PHASE = "40_export_manifests"

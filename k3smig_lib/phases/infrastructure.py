@@ -29,7 +29,8 @@ from k3smig_lib.infra.render import (
     render_tfvars,
 )
 from k3smig_lib.infra.ssh_key import ensure_ssh_key
-from k3smig_lib.phases._base import PhaseRun, phase_dir
+from k3smig_lib.phases._base import PhaseRun
+from k3smig_lib.phases.catalog import phase_dir
 from k3smig_lib.show import code
 
 PROVISION = "10_provision_infrastructure"

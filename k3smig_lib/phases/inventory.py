@@ -19,7 +19,7 @@ from k3smig_lib.core.nginxannot import annotation_risks
 from k3smig_lib.core.objects import Obj, annotations_of, get_path, intended_replicas, pod_spec, ref
 from k3smig_lib.infra.sizing import demand_of, sizing_rows, verdict
 from k3smig_lib.phases._base import PhaseRun
-from k3smig_lib.phases._context import clean_options, open_source, selected_objects
+from k3smig_lib.phases.context import clean_options, open_source, selected_objects
 from k3smig_lib.show import batch_mode, figure
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "ReplicaSet", "Pod")

@@ -21,7 +21,7 @@ from k3smig_lib.core.probes import probe
 from k3smig_lib.errors import K3sMigError
 from k3smig_lib.k8s import handover
 from k3smig_lib.phases._base import PhaseRun
-from k3smig_lib.phases._context import source_ref, target_ref
+from k3smig_lib.phases.context import source_ref, target_ref
 from k3smig_lib.phases.cutover import Handover, addresses, outside_plan, switch
 from k3smig_lib.phases.deploy import HELD_UNTIL, INTENDED, is_singleton
 

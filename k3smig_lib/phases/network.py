@@ -22,8 +22,8 @@ from k3smig_lib.core.config import Settings
 from k3smig_lib.core.nginxannot import nginx_annotations
 from k3smig_lib.core.objects import Obj, annotations_of, get_path, ref
 from k3smig_lib.core.order import sort_for_apply
-from k3smig_lib.phases._base import read_result
-from k3smig_lib.phases._context import cleaned, open_source, open_target
+from k3smig_lib.phases.catalog import read_result
+from k3smig_lib.phases.context import cleaned, open_source, open_target
 from k3smig_lib.phases.export import read_cleaned
 from k3smig_lib.phases.netlive import NetworkLive
 from k3smig_lib.phases.secrets import migrated_secrets

@@ -31,7 +31,7 @@ from k3smig_lib.core.quantity import gib
 from k3smig_lib.errors import K3sMigError
 from k3smig_lib.phases._base import PhaseRun
 from k3smig_lib.phases._charts import capacity_figure
-from k3smig_lib.phases._context import clean_options, open_source, open_target, selected_objects
+from k3smig_lib.phases.context import clean_options, open_source, open_target, selected_objects
 from k3smig_lib.show import figure
 
 PHASE = "00_preflight"
@@ -182,7 +182,7 @@ class Preflight(PhaseRun):
     def _target_checks(self) -> list[dict[str, Any]]:
         from k3smig_lib.backends.live_target import LiveTarget
         from k3smig_lib.k8s.preflight import PermissionCheck, looks_like_k3s, missing_permissions
-        from k3smig_lib.phases._context import target_ref
+        from k3smig_lib.phases.context import target_ref
         from k3smig_lib.phases.export import read_cleaned
 
         target = LiveTarget(target_ref(self.cfg))
@@ -234,7 +234,7 @@ class Preflight(PhaseRun):
         if self.cfg.target_kind == "cluster":
             from k3smig_lib.k8s.client import Kube
             from k3smig_lib.k8s.preflight import node_capacity
-            from k3smig_lib.phases._context import target_ref
+            from k3smig_lib.phases.context import target_ref
 
             nodes = node_capacity(Kube.of(target_ref(self.cfg)))
             rows[0]["target nodes"], rows[1]["target nodes"] = round(nodes.cpu, 2), gib(nodes.memory)

@@ -18,7 +18,7 @@ from k3smig_lib.core.sealing import VALUES_OMITTED
 from k3smig_lib.core.secrets import Fingerprinter, compare_ledgers, ledger_rows
 from k3smig_lib.errors import ParameterError
 from k3smig_lib.phases._base import PhaseRun
-from k3smig_lib.phases._context import cleaned, open_source, open_target, selected_objects
+from k3smig_lib.phases.context import cleaned, open_source, open_target, selected_objects
 from k3smig_lib.phases.export import read_cleaned
 
 PHASE = "50_migrate_secrets"

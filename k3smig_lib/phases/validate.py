@@ -19,9 +19,10 @@ from k3smig_lib.core.nginxannot import annotation_risks
 from k3smig_lib.core.objects import Obj, get_path, ref
 from k3smig_lib.core.ownership import OwnershipPlan
 from k3smig_lib.core.secrets import Fingerprinter
-from k3smig_lib.phases._base import FINDINGS, PHASES, PhaseRun, phase_dir, read_result, report_status
-from k3smig_lib.phases._context import cleaned, open_source, open_target
+from k3smig_lib.phases._base import PhaseRun
 from k3smig_lib.phases._datapath import compare_volume
+from k3smig_lib.phases.catalog import FINDINGS, PHASES, phase_dir, read_result, report_status
+from k3smig_lib.phases.context import cleaned, open_source, open_target
 from k3smig_lib.phases.export import read_cleaned
 from k3smig_lib.phases.secrets import GOOD, fingerprint_comparison, migrated_secrets
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from k3smig_lib.core.fsafe import atomic_write
-from k3smig_lib.phases._base import report_status
+from k3smig_lib.phases.catalog import report_status
 from k3smig_lib.runbook.report import badge, esc, page, run_facts_table
 
 #: Header keys shown elsewhere on the page (or too long for the facts table).

@@ -83,7 +83,7 @@ def anchor(cfg: Settings, run_id: str, digest: str) -> str:
         return f"k3smig-runs/{run_id}.json in the target tree"
     from k3smig_lib.backends.live_target import LiveTarget
     from k3smig_lib.k8s.apply import ServerApply
-    from k3smig_lib.phases._context import target_ref
+    from k3smig_lib.phases.context import target_ref
 
     target = LiveTarget(target_ref(cfg))
     server = ServerApply(target.kube, target.resources, ANCHOR_FIELD_MANAGER)
@@ -111,7 +111,7 @@ def anchored_digest(cfg: Settings, run_id: str) -> str:
         path = cfg.target_path() / "k3smig-runs" / f"{run_id}.json"
         return str(json.loads(path.read_text()).get("digest", "")) if path.is_file() else ""
     from k3smig_lib.backends.live_target import LiveTarget
-    from k3smig_lib.phases._context import target_ref
+    from k3smig_lib.phases.context import target_ref
 
     live = LiveTarget(target_ref(cfg)).get({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
         "name": anchor_name(run_id), "namespace": ANCHOR_NAMESPACE}})

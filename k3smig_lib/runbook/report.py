@@ -26,7 +26,7 @@ import nbformat
 from nbconvert import HTMLExporter
 
 from k3smig_lib.core.fsafe import atomic_write
-from k3smig_lib.phases._base import FINDINGS, RESULT_FILE, report_status
+from k3smig_lib.phases.catalog import FINDINGS, RESULT_FILE, report_status
 
 #: The one style sheet of every page (kept small: it is inlined in each report).
 STYLE = """

@@ -29,8 +29,8 @@ from k3smig_lib.errors import K3sMigError, PhaseError
 from k3smig_lib.k8s import handover
 from k3smig_lib.k8s.client import Kube
 from k3smig_lib.k8s.quiesce import restore
-from k3smig_lib.phases._base import now_iso, phase_dir
-from k3smig_lib.phases._context import source_ref, target_ref
+from k3smig_lib.phases.catalog import now_iso, phase_dir
+from k3smig_lib.phases.context import source_ref, target_ref
 from k3smig_lib.phases.cutover import switch
 from k3smig_lib.phases.deploy import HELD_UNTIL
 from k3smig_lib.phases.netlive import handover_of

@@ -24,7 +24,14 @@ import papermill
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from k3smig_lib.backends.directory_volumes import leftovers_of_killed_runs
-from k3smig_lib.core.config import NO_PHONE_HOME, PACKAGE_ROOT, Settings, check_parameters, read_parameters_file
+from k3smig_lib.core.config import (
+    BATCH_ENV,
+    NO_PHONE_HOME,
+    PACKAGE_ROOT,
+    Settings,
+    check_parameters,
+    read_parameters_file,
+)
 from k3smig_lib.core.dirlock import DirectoryLock
 from k3smig_lib.core.fsafe import atomic_write, remove_leftovers
 from k3smig_lib.core.leakgate import scan
@@ -33,8 +40,8 @@ from k3smig_lib.core.paths import scrub, shown
 from k3smig_lib.core.secrets import RUN_KEY_ENV
 from k3smig_lib.errors import K3sMigError, ParameterError, PhaseError
 from k3smig_lib.log import logger
-from k3smig_lib.phases._base import PHASES, RESULT_FILE, now_iso, phase_dir, report_status
-from k3smig_lib.phases._context import open_source, open_target, target_ref
+from k3smig_lib.phases.catalog import PHASES, RESULT_FILE, now_iso, phase_dir, report_status
+from k3smig_lib.phases.context import open_source, open_target, target_ref
 from k3smig_lib.runbook.index import write_index
 from k3smig_lib.runbook.kernels import private_kernels, remove_stale
 from k3smig_lib.runbook.leaks import env_values, gate, key_values, source_values
@@ -42,7 +49,6 @@ from k3smig_lib.runbook.ledger import chain_record, read_ledger, write_ledger
 from k3smig_lib.runbook.record import anchor, sign_run, signing_facts, write_public_key
 from k3smig_lib.runbook.report import write_phase_report
 from k3smig_lib.runbook.warm import PhaseKernels
-from k3smig_lib.show import BATCH_ENV
 
 if TYPE_CHECKING:  # the Kubernetes client is imported only by a run whose target is a cluster
     from k3smig_lib.k8s.lock import RunLock

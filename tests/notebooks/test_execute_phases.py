@@ -14,7 +14,7 @@ import pytest
 
 from k3smig_lib.core.config import Settings
 from k3smig_lib.core.leakgate import scan
-from k3smig_lib.phases._base import PHASES
+from k3smig_lib.phases.catalog import PHASES
 from k3smig_lib.runbook import runner
 from k3smig_lib.runbook.ledger import verify
 from k3smig_lib.runbook.record import verify_run

@@ -6,7 +6,7 @@ from k3smig_lib.backends.snapshot import read_export
 from k3smig_lib.core.config import BUNDLED_EXAMPLE
 from k3smig_lib.core.leakgate import scan
 from k3smig_lib.core.secrets import secret_values
-from k3smig_lib.phases._base import PHASES
+from k3smig_lib.phases.catalog import PHASES
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 

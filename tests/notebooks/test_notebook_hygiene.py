@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from k3smig_lib.core.config import Settings
-from k3smig_lib.phases._base import PHASES
+from k3smig_lib.phases.catalog import PHASES
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -14,7 +14,7 @@ import pytest
 from k3smig_lib.cli import DEMO_PARAMS, main
 from k3smig_lib.core import signing
 from k3smig_lib.core.config import PACKAGE_ROOT
-from k3smig_lib.phases._base import PHASES
+from k3smig_lib.phases.catalog import PHASES
 from k3smig_lib.runbook import runner
 from k3smig_lib.runbook.record import anchor_name, verify_run
 from k3smig_lib.runbook.rerender import rerender

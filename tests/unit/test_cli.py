@@ -204,3 +204,25 @@ def test_clean_says_when_the_export_is_a_file(tmp_path, capsys):
     path.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n")
     assert main(["clean", str(path), str(tmp_path / "o")]) == 1
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_the_console_script_skips_the_iri_grammar_and_still_validates_notebooks():
+    # the k3smig process marks rfc3987_syntax absent (its grammar costs ~1.7 s at import): nbformat,
+    # through jsonschema, must still load, validate a phase notebook and refuse a broken one
+    code = (
+        "import sys\n"
+        "from k3smig_lib import cli\n"
+        "cli._skip_unneeded_imports()\n"
+        "import nbformat\n"
+        "nb = nbformat.read('notebooks/00_preflight.ipynb', as_version=4)\n"
+        "nbformat.validate(nb)\n"
+        "nb.cells[0]['cell_type'] = 'bogus'\n"
+        "try:\n"
+        "    nbformat.validate(nb)\n"
+        "except nbformat.ValidationError:\n"
+        "    print('refused')\n"
+        "print(sys.modules.get('rfc3987_syntax', 'absent'))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["refused", "None"]

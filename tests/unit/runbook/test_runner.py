@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from k3smig_lib.errors import ParameterError
-from k3smig_lib.phases._base import PHASES
+from k3smig_lib.phases.catalog import PHASES
 from k3smig_lib.runbook.runner import NOTEBOOKS, select_phases, split_parameters
 
 ROOT = Path(__file__).resolve().parents[3]

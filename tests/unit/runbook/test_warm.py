@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from k3smig_lib.phases._base import PHASES
+from k3smig_lib.phases.catalog import PHASES
 from k3smig_lib.runbook.warm import preload_for
 
 
