@@ -105,7 +105,7 @@ def plot(results: dict[str, Any], target: Path) -> None:
 
 
 def test_clean_at_scale_against_the_c_loader(tmp_path: Path) -> None:
-    results: dict[str, Any] = {"objects": OBJECTS, "load": os.getloadavg()[0], "layouts": {}, "scales": []}
+    results: dict[str, Any] = {"objects": OBJECTS, "load": round(os.getloadavg()[0], 2), "layouts": {}, "scales": []}
     for layout in ("list", "multidoc", "json"):
         path = export(OBJECTS, layout)
         row = {"mb": round(path.stat().st_size / 1e6, 1),
