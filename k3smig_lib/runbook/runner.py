@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -48,6 +47,7 @@ from k3smig_lib.runbook.leaks import env_values, gate, key_values, source_values
 from k3smig_lib.runbook.ledger import chain_record, read_ledger, write_ledger
 from k3smig_lib.runbook.record import anchor, sign_run, signing_facts, write_public_key
 from k3smig_lib.runbook.report import write_phase_report
+from k3smig_lib.runbook.version import code_version
 from k3smig_lib.runbook.warm import PhaseKernels
 
 if TYPE_CHECKING:  # the Kubernetes client is imported only by a run whose target is a cluster
@@ -116,22 +116,6 @@ def split_parameters(params: Mapping[str, Any], notebooks: Mapping[str, Path]) -
             raise ParameterError(f"parameter {key!r} is declared by no phase notebook",
                                  fix="remove it, or declare it in the parameters cell of the notebook that needs it")
     return {name: {k: v for k, v in params.items() if k in d} for name, d in declared.items()}
-
-
-def code_version() -> str:
-    """Package version plus the git commit of the checkout, when there is one."""
-    from importlib.metadata import version
-
-    try:
-        commit = subprocess.run(["git", "-C", str(PACKAGE_ROOT), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True, timeout=10, check=False).stdout.strip()
-        changed = subprocess.run(["git", "-C", str(PACKAGE_ROOT), "status", "--porcelain", "--untracked-files=no"],
-                                 capture_output=True, text=True, timeout=10, check=False).stdout.strip()
-    except OSError:
-        commit = changed = ""
-    if commit and changed:  # the report must not claim a commit whose code did not run as committed
-        commit += ", with uncommitted changes"
-    return f"k3smig {version('k3smig')}" + (f" ({commit})" if commit else "")
 
 
 @contextmanager

@@ -135,3 +135,53 @@ def test_the_lock_satisfies_environment_yml():
     outside = [f"{name}=={lock[name]} not in {spec}" for name, spec in {**conda, **pip}.items()
                if not spec.contains(lock[name], prereleases=True)]
     assert outside == []
+
+
+# --- the version comes from git tags -------------------------------------------------------------------
+
+
+def test_the_version_is_not_written_by_hand_but_read_from_git_tags():
+    assert "version" not in PROJECT and PROJECT["dynamic"] == ["version"]
+    assert any(r.startswith("setuptools-scm") for r in PYPROJECT["build-system"]["requires"])
+    assert PYPROJECT["tool"]["setuptools_scm"]["fallback_version"]
+
+
+def test_a_run_names_the_release_tag_the_commits_past_it_and_uncommitted_changes():
+    from k3smig_lib.runbook.version import describe
+
+    assert describe("v1.4.0-0-g0123abc", False, "1.4.0") == "k3smig 1.4.0 (0123abc)"
+    dirty = describe("v1.4.0-12-g0123abc", True, "1.4.0")
+    assert dirty == "k3smig 1.4.0 +12 commits (0123abc, with uncommitted changes)"
+    assert describe("0123abc", False, "0.1.dev3+g0123abc") == "k3smig untagged (0123abc)"
+    assert describe("", False, "1.4.0") == "k3smig 1.4.0"  # a wheel outside any checkout: its metadata
+
+
+def test_a_tag_in_a_checkout_becomes_the_version_the_run_records(tmp_path):
+    # a real git checkout of the package, tagged: the code in it reports the tag, then the commits past it
+    import shutil
+    import subprocess
+    import sys
+
+    checkout = tmp_path / "checkout"
+    shutil.copytree(ROOT / "k3smig_lib", checkout / "k3smig_lib", ignore=shutil.ignore_patterns("__pycache__"))
+    git = ["git", "-C", str(checkout), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "release"], check=True)
+    subprocess.run([*git, "tag", "-a", "v7.8.9", "-m", "release"], check=True)
+    code = "from k3smig_lib.runbook.version import code_version; print(code_version())"
+
+    def recorded() -> str:
+        out = subprocess.run([sys.executable, "-c", code], cwd=checkout, capture_output=True, text=True, check=False)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout.strip()
+
+    def head() -> str:
+        return subprocess.run([*git, "rev-parse", "--short=7", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+    tagged = head()
+    assert recorded() == f"k3smig 7.8.9 ({tagged})"
+    (checkout / "k3smig_lib" / "py.typed").write_text("changed\n")
+    assert recorded() == f"k3smig 7.8.9 ({tagged}, with uncommitted changes)"
+    subprocess.run([*git, "commit", "-qam", "past the tag"], check=True)
+    assert head() != tagged and recorded() == f"k3smig 7.8.9 +1 commits ({head()})"
