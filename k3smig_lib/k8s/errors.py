@@ -8,6 +8,7 @@ the side of the call (``SourceError`` / ``TargetError``), or ``ConflictError`` f
 Messages carry the HTTP status, the reason phrase and the object's name — never the response body,
 which can echo an object (a Secret's data included). The original exception stays reachable as
 ``__cause__`` (``raise translate(e, call) from e``), and :func:`status_of` reads the status back.
+Code that handles statuses itself catches :data:`ApiError`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
 from k3smig_lib.errors import ConflictError, FatalError, K3sMigError, RetryableError, SourceError, TargetError
+
+#: The client's HTTP error (``status``, ``reason``, ``headers``), named here for code that branches on a
+#: status itself instead of calling :func:`translate` (the sandbox: 409 on a create means the object is
+#: already there, 404 on a delete that it is gone), so no module outside ``k3smig_lib.k8s`` imports
+#: ``kubernetes``. The dynamic client's errors are subclasses of it.
+ApiError = ApiException
 
 _MAX = 256
 #: Statuses a retry may cure: throttling and server-side trouble.

@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from k3smig_lib.backends.base import Capacity, SourceVolume, TargetVolume, VolumeRef
-from k3smig_lib.core.appchecks import grafana_dashboards, prometheus_check
+from k3smig_lib.core.appchecks import grafana_dashboards
 from k3smig_lib.core.appchecks_sqlite import compare_sqlite, sqlite_check
 from k3smig_lib.core.appdata import (
     block_meta_paths,
@@ -51,6 +51,7 @@ from k3smig_lib.phases._datapath import PassRecord, Proof, copy_pass, prove
 from k3smig_lib.phases.context import open_source, open_target
 from k3smig_lib.phases.deploy import HELD_UNTIL, INTENDED, VERIFIED, desired_objects, is_singleton, release
 from k3smig_lib.show import figure, progress
+from k3smig_lib.tools.promtool import prometheus_check
 
 PHASE = "70_migrate_data"
 #: Column of the tables that links each volume to its per-file checksums (the manifest JSON of one side).

@@ -14,14 +14,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kubernetes.client import ApiClient
-from kubernetes.client.exceptions import ApiException
-
 from k3smig_lib.backends.snapshot import read_manifest_file
 from k3smig_lib.core.config import BUNDLED_EXAMPLE
 from k3smig_lib.core.objects import Obj
+from k3smig_lib.k8s.errors import ApiError
+from k3smig_lib.k8s.rawapi import ApiClient, dynamic_client
 from k3smig_lib.sandbox.cluster import ClusterRuntime, ClusterSpec
-from k3smig_lib.sandbox.kubeapi import dynamic_client
 
 K3S_VERSION_SUFFIX = "+k3s1"
 SANDBOX_PROVISIONER = "sandbox.k3smig.io/hostpath"
@@ -238,7 +236,7 @@ def create_all(api: ApiClient, objs: list[Obj], cache_file: Path) -> int:
         try:
             res.create(body=obj, namespace=obj["metadata"].get("namespace"))
             created += 1
-        except ApiException as e:
+        except ApiError as e:
             if e.status != 409:
                 raise
     return created

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client
-
 from k3smig_lib.errors import FatalError, ToolMissingError
+from k3smig_lib.k8s.rawapi import ApiClient, api_client, core_v1
 from k3smig_lib.log import logger
 from k3smig_lib.sandbox import bootstrap
 from k3smig_lib.sandbox.cluster import (
@@ -32,7 +31,6 @@ from k3smig_lib.sandbox.cluster import (
     prepare,
     write_kubeconfig,
 )
-from k3smig_lib.sandbox.kubeapi import api_client
 from k3smig_lib.sandbox.procs import (
     ProcessRecord,
     http_ok,
@@ -183,13 +181,13 @@ def _start_stage(
         _wait_healthy(rt, c, rec, timeout)
 
 
-def _api(rt: ClusterRuntime) -> client.ApiClient:
+def _api(rt: ClusterRuntime) -> ApiClient:
     return api_client(rt.kubeconfig)
 
 
 def _wait_cluster_ready(rt: ClusterRuntime, timeout: float) -> None:
     """Fake nodes Ready and the ``default`` ServiceAccount present (pod admission needs it)."""
-    core: Any = client.CoreV1Api(_api(rt))
+    core: Any = core_v1(_api(rt))
 
     def ready() -> bool:
         nodes = core.list_node().items

@@ -24,12 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
+from k3smig_lib.k8s.errors import ApiError
+from k3smig_lib.k8s.rawapi import ApiClient, api_client, core_v1, custom_objects, storage_v1
 from k3smig_lib.log import logger
 from k3smig_lib.sandbox.cluster import VOLUMES_READY
-from k3smig_lib.sandbox.kubeapi import api_client
 
 FOLDER_ANNOTATION = "sandbox.k3smig.io/folder"
 SELECTED_NODE = "volume.kubernetes.io/selected-node"
@@ -67,11 +65,11 @@ def local_volume(pvc: Any, sc: Any, class_name: str, node: str, folder: Path) ->
 class Provisioner:
     """One reconcile pass at a time over claims, volumes and pods of one cluster."""
 
-    def __init__(self, api: client.ApiClient, volumes_dir: Path) -> None:
+    def __init__(self, api: ApiClient, volumes_dir: Path) -> None:
         # Typed as Any: the generated models make every field Optional, which says nothing useful here.
-        self.core: Any = client.CoreV1Api(api)
-        self.storage: Any = client.StorageV1Api(api)
-        self.custom: Any = client.CustomObjectsApi(api)
+        self.core: Any = core_v1(api)
+        self.storage: Any = storage_v1(api)
+        self.custom: Any = custom_objects(api)
         self.volumes_dir = volumes_dir
 
     def reconcile(self) -> None:
@@ -115,7 +113,7 @@ class Provisioner:
                 pvc.metadata.name,
                 node,
             )
-        except ApiException as e:
+        except ApiError as e:
             if e.status != 409:
                 raise
 
@@ -125,7 +123,7 @@ class Provisioner:
             shutil.rmtree(folder, ignore_errors=True)
         try:
             self.core.delete_persistent_volume(pv.metadata.name)
-        except ApiException as e:
+        except ApiError as e:
             if e.status != 404:
                 raise
 
@@ -150,7 +148,7 @@ class Provisioner:
     def _prepare_pod(self, pod: Any) -> None:
         try:
             folders = self._claim_folders(pod)
-        except ApiException as e:
+        except ApiError as e:
             if e.status == 404:
                 return
             raise
@@ -161,7 +159,7 @@ class Provisioner:
         patch = {"metadata": {"annotations": {VOLUMES_READY: "true"}}}
         try:
             self.core.patch_namespaced_pod(pod.metadata.name, pod.metadata.namespace, patch)
-        except ApiException as e:
+        except ApiError as e:
             if e.status != 404:
                 raise
 
@@ -184,7 +182,7 @@ class Provisioner:
             self.custom.create_namespaced_custom_object(
                 "kwok.x-k8s.io", "v1alpha1", pod.metadata.namespace, "execs", body
             )
-        except ApiException as e:
+        except ApiError as e:
             if e.status != 409:
                 raise
 

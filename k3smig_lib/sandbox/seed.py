@@ -16,15 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-from kubernetes.dynamic.exceptions import ResourceNotFoundError
-
 from k3smig_lib.backends.snapshot import read_export
 from k3smig_lib.core.objects import Obj, ref
 from k3smig_lib.errors import SourceError, TargetError
+from k3smig_lib.k8s.errors import ApiError
+from k3smig_lib.k8s.rawapi import api_client, core_v1, dynamic_client, served_resource
 from k3smig_lib.sandbox.bootstrap import SANDBOX_PROVISIONER, storage_class
-from k3smig_lib.sandbox.kubeapi import api_client, dynamic_client
 from k3smig_lib.sandbox.procs import wait_until
 from k3smig_lib.sandbox.userform import select
 
@@ -54,15 +51,14 @@ def _wait_crds_established(dyn: Any, names: list[str], timeout: float) -> None:
 
 def _create(dyn: Any, obj: Obj, report: SeedReport) -> None:
     rid = ref(obj).id
-    try:
-        res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
-    except ResourceNotFoundError:
+    res = served_resource(dyn, obj["apiVersion"], obj["kind"])
+    if res is None:
         report.skipped[rid] = "API not served by the sandbox"
         return
     try:
         res.create(body=obj, namespace=obj["metadata"].get("namespace") if res.namespaced else None)
         report.created.append(rid)
-    except ApiException as e:
+    except ApiError as e:
         if e.status != 409:
             raise TargetError(
                 f"the sandbox refused the object: {e.reason}",
@@ -95,7 +91,7 @@ def _archive(snapshot_dir: Path, ns: str, claim: str) -> Path | None:
 def _claim_folder(core: Any, ns: str, claim: str) -> str | None:
     try:
         pvc = core.read_namespaced_persistent_volume_claim(claim, ns)
-    except ApiException as e:
+    except ApiError as e:
         if e.status == 404:
             return None  # a StatefulSet has not created it yet
         raise
@@ -159,10 +155,12 @@ def _create_owned(dyn: Any, owned: list[tuple[Obj, list[dict[str, Any]]]], repor
 
 def _live_owner(dyn: Any, owner: dict[str, Any], namespace: str | None) -> str:
     """Uid of the live object an owner reference names ("" when it does not exist)."""
+    res = served_resource(dyn, owner["apiVersion"], owner["kind"])
+    if res is None:
+        return ""
     try:
-        res = dyn.resources.get(api_version=owner["apiVersion"], kind=owner["kind"])
         live = res.get(name=owner["name"], namespace=namespace if res.namespaced else None)
-    except (ResourceNotFoundError, ApiException):
+    except ApiError:
         return ""
     return str(live.metadata.uid)
 
@@ -206,5 +204,5 @@ def seed_source(kubeconfig: Path, context: str, snapshot_dir: Path, timeout: flo
         for obj in _missing_classes(sel.objects, dyn) + [o for o in sel.objects if o not in crds]:
             _create(dyn, obj, report)
         _create_owned(dyn, sel.owned, report)
-    _fill_volumes(client.CoreV1Api(api), snapshot_dir, report, timeout)
+    _fill_volumes(core_v1(api), snapshot_dir, report, timeout)
     return report

@@ -18,8 +18,8 @@ from kubernetes import client
 
 from k3smig_lib.backends.snapshot import read_export
 from k3smig_lib.errors import FatalError
+from k3smig_lib.k8s.rawapi import api_client
 from k3smig_lib.sandbox import SandboxStatus, SeedReport, down, status, up
-from k3smig_lib.sandbox.kubeapi import api_client
 from k3smig_lib.sandbox.procs import listening_ports, listening_sockets, port_is_listening
 
 pytestmark = pytest.mark.integration

@@ -226,3 +226,12 @@ def test_the_console_script_skips_the_iri_grammar_and_still_validates_notebooks(
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["refused", "None"]
+
+
+def test_only_the_sandbox_subcommand_loads_the_sandbox():
+    # the sandbox is a development and test component: an import-linter contract keeps every module a
+    # migration runs off it, and the CLI imports it inside `k3smig sandbox` only, so `k3smig run` never loads it
+    code = ("import sys\nfrom k3smig_lib import cli\nimport k3smig_lib.runbook.runner\n"
+            "print(sorted(m for m in sys.modules if m.startswith('k3smig_lib.sandbox')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
