@@ -18,7 +18,7 @@ from k3smig_lib.core import signing
 from k3smig_lib.core.agekey import LEGACY_IDENTITY, identity_path
 from k3smig_lib.core.config import Settings
 from k3smig_lib.core.envsecrets import SECRET_VARS, env_secret_values
-from k3smig_lib.core.leakgate import LeakReport, quarantine
+from k3smig_lib.core.leakgate import LeakReport, needles, quarantine
 from k3smig_lib.core.objects import Obj, canonical_json, ref
 from k3smig_lib.core.secrets import secret_values
 from k3smig_lib.errors import SecretLeakError
@@ -57,6 +57,37 @@ def source_values(objects: Iterable[Obj]) -> dict[bytes, str]:
             for value in secret_values([obj]):
                 out.setdefault(value, f"Secret {r.namespace}/{r.name}")
     return out
+
+
+def redact(text: str, values: Mapping[bytes, str], *, min_length: int = 8) -> tuple[str, list[str]]:
+    """``text`` with every secret value removed, in every form the leak gate looks for; and what was removed.
+
+    A failed cell's message and traceback are the one text the runner copies into its own records, and an
+    exception can quote a credential it was handed (a rejected token, an API body). Each value, in each of
+    the gate's forms (raw, base64, URL-, JSON-, HTML-encoded, ``repr``), becomes ``[secret value removed:
+    <label>]``, so the record still says whose value it was. Values shorter than ``min_length`` are left, as
+    the gate leaves them (too short to tell from ordinary text). The gate still scans every file afterwards.
+
+    Examples:
+        >>> redact("rejected: s3cr3t-token-42", {b"s3cr3t-token-42": "environment variable GRAFANA_TOKEN"})[0]
+        'rejected: [secret value removed: environment variable GRAFANA_TOKEN]'
+        >>> redact("rejected: czNjcjN0LXRva2VuLTQy", {b"s3cr3t-token-42": "GRAFANA_TOKEN"})
+        ('rejected: [secret value removed: GRAFANA_TOKEN]', ['GRAFANA_TOKEN'])
+    """
+    found: dict[str, str] = {}
+    for value, label in values.items():
+        if len(value) < max(min_length, 1):
+            continue
+        for needle in needles(value).values():
+            try:
+                form = needle.decode()
+            except UnicodeDecodeError:
+                continue
+            if form in text:
+                found.setdefault(form, label)
+    for form in sorted(found, key=len, reverse=True):  # a longer form first: "base64" before its embedded core
+        text = text.replace(form, f"[secret value removed: {found[form]}]")
+    return text, sorted(set(found.values()))
 
 
 def plain_copies(value: bytes, objects: Iterable[Obj]) -> list[str]:
