@@ -19,7 +19,7 @@ from typing import Any
 import nbformat
 
 from k3smig_lib.core.paths import scrub
-from k3smig_lib.runbook.leaks import redact
+from k3smig_lib.runbook.leaks import Redactor
 
 #: Lines of the failing cell's source kept in the record (the report hides inputs: this is where they show).
 SOURCE_LINES = 15
@@ -135,24 +135,23 @@ def failing_cell(nb: nbformat.NotebookNode) -> int | None:
     return started[-1] if started else None
 
 
-def failure_of(nb: nbformat.NotebookNode | None, ename: str, evalue: str,
-               secrets: Mapping[bytes, str]) -> Failure:
+def failure_of(nb: nbformat.NotebookNode | None, ename: str, evalue: str, redact: Redactor) -> Failure:
     """The failure record of an executed notebook; ``ename``/``evalue`` are what the runner caught.
 
     Args:
         nb: the executed notebook, or ``None`` when papermill wrote none.
         ename: the exception's class name.
         evalue: its message.
-        secrets: every secret value of the run with its label (see :mod:`k3smig_lib.runbook.leaks`).
+        redact: removes every secret value of the run (see :class:`~k3smig_lib.runbook.leaks.Redactor`).
     """
     index = failing_cell(nb) if nb is not None else None
     cell = nb.cells[index] if nb is not None and index is not None else None
     out = _error_output(cell) if cell is not None else None
     lines = list(out.traceback) if out is not None else []
     source, source_lines = _source(cell)
-    source, hidden_source = redact(source, secrets)
-    evalue_text, hidden_value = redact(scrub(plain(evalue)), secrets)
-    traceback_text, hidden_traceback = redact(scrub(plain("\n".join(lines))), secrets)
+    source, hidden_source = redact(source)
+    evalue_text, hidden_value = redact(scrub(plain(evalue)))
+    traceback_text, hidden_traceback = redact(scrub(plain("\n".join(lines))))
     traceback_text, cut = bounded(traceback_text)
     value, _ = bounded(evalue_text, EVALUE_CHARS // 2, EVALUE_CHARS // 2)
     count = cell.get("execution_count") if cell is not None else None
@@ -163,7 +162,7 @@ def failure_of(nb: nbformat.NotebookNode | None, ename: str, evalue: str,
                    redacted=sorted({*hidden_source, *hidden_value, *hidden_traceback}))
 
 
-def redact_error_outputs(nb: nbformat.NotebookNode, secrets: Mapping[bytes, str]) -> list[str]:
+def redact_error_outputs(nb: nbformat.NotebookNode, redact: Redactor) -> list[str]:
     """Remove every secret value from the notebook's error outputs, in place; return the labels removed.
 
     The executed notebook is a run file and the phase report renders its outputs: a credential quoted by an
@@ -175,9 +174,9 @@ def redact_error_outputs(nb: nbformat.NotebookNode, secrets: Mapping[bytes, str]
         for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
             if out.output_type != "error":
                 continue
-            out.ename, hidden_name = redact(str(out.ename), secrets)
-            out.evalue, hidden_value = redact(str(out.evalue), secrets)
-            lines = [redact(str(line), secrets) for line in out.traceback]
+            out.ename, hidden_name = redact(str(out.ename))
+            out.evalue, hidden_value = redact(str(out.evalue))
+            lines = [redact(str(line)) for line in out.traceback]
             out.traceback = [text for text, _ in lines]
             removed |= {*hidden_name, *hidden_value, *(label for _, hidden in lines for label in hidden)}
     return sorted(removed)

@@ -46,7 +46,7 @@ from k3smig_lib.phases.context import open_source, open_target, target_ref
 from k3smig_lib.runbook.failure import Failure, failure_of, redact_error_outputs
 from k3smig_lib.runbook.index import write_index
 from k3smig_lib.runbook.kernels import private_kernels, remove_stale
-from k3smig_lib.runbook.leaks import env_values, gate, key_values, source_values
+from k3smig_lib.runbook.leaks import Redactor, env_values, gate, key_values, source_values
 from k3smig_lib.runbook.ledger import PhaseRecord, chain_record, read_ledger, write_ledger
 from k3smig_lib.runbook.record import anchor, sign_run, signing_facts, write_public_key
 from k3smig_lib.runbook.report import write_phase_report
@@ -233,7 +233,7 @@ class Runner:
             raised = (str(e.ename), str(e.evalue))
         except (DeadKernelError, CellTimeoutError) as e:  # the kernel died (OOM, killed) or hung
             raised = (type(e).__name__, str(e))
-        failure = self._failure(out, *raised, values or {}) if raised[0] else None
+        failure = self._failure(out, *raised, Redactor(values or {})) if raised[0] else None
         if failure is not None:
             error = scrub(f"{failure.ename}: {failure.evalue}"[:500])
         result = json.loads(result_path.read_text()) if result_path.is_file() else {}
@@ -256,12 +256,16 @@ class Runner:
             failure=failure)
         return record.to_json()
 
-    def _failure(self, out: Path, ename: str, evalue: str, values: Mapping[bytes, str]) -> Failure:
+    def _failure(self, out: Path, ename: str, evalue: str, redact: Redactor) -> Failure:
         """The failure record; the executed notebook is rewritten only if its error output quoted a secret."""
-        nb = nbformat.read(str(out), as_version=4) if out.is_file() else None
-        if nb is not None and redact_error_outputs(nb, values):
+        try:
+            nb = nbformat.read(str(out), as_version=4) if out.is_file() else None
+        except (OSError, ValueError) as e:  # a kernel killed while papermill wrote: record what was caught
+            logger.warning("executed notebook %s unreadable (%s): failure recorded without its cell", out.name, e)
+            nb = None
+        if nb is not None and redact_error_outputs(nb, redact):
             atomic_write(self.run_dir, out.name, nbformat.writes(nb))  # as papermill writes it
-        return failure_of(nb, ename, evalue, values)
+        return failure_of(nb, ename, evalue, redact)
 
     def _gate(self, values: dict[bytes, str]) -> None:
         report = scan(self.run_dir, values)

@@ -12,6 +12,7 @@ import pytest
 from k3smig_lib.core.leakgate import scan
 from k3smig_lib.runbook import runner
 from k3smig_lib.runbook.failure import Failure, bounded, failure_of, plain, redact_error_outputs
+from k3smig_lib.runbook.leaks import Redactor
 from k3smig_lib.runbook.ledger import PhaseRecord, verify
 from k3smig_lib.runbook.rerender import rerender
 
@@ -121,7 +122,7 @@ def _notebook_with_error(traceback, evalue="boom"):
 
 def test_a_long_traceback_keeps_its_head_and_tail_and_says_how_much_was_cut():
     frames = [f"\x1b[32mframe {i:05d}\x1b[39m" + " " * 80 for i in range(500)]
-    failure = failure_of(_notebook_with_error(frames, evalue="v" * 5000), "ValueError", "v" * 5000, {})
+    failure = failure_of(_notebook_with_error(frames, evalue="v" * 5000), "ValueError", "v" * 5000, Redactor({}))
     assert failure.cell == 1 and failure.execution_count == 3
     assert failure.source.endswith("line_14 = 14\n[… 25 more lines]") and failure.source_lines == 40
     text = failure.traceback
@@ -136,11 +137,11 @@ def test_a_cell_that_never_errored_is_found_by_papermill_start_time_and_clean_ou
     nb.cells[1].outputs = []
     nb.cells[0].metadata["papermill"] = {"start_time": "2026-12-07T00:00:00Z"}
     nb.cells[1].metadata["papermill"] = {"start_time": "2026-12-07T00:00:01Z"}  # running when the kernel died
-    failure = failure_of(nb, "DeadKernelError", "Kernel died", {})
+    failure = failure_of(nb, "DeadKernelError", "Kernel died", Redactor({}))
     assert (failure.cell, failure.ename, failure.traceback) == (1, "DeadKernelError", "")
-    assert failure_of(None, "DeadKernelError", "Kernel died", {}).cell is None
+    assert failure_of(None, "DeadKernelError", "Kernel died", Redactor({})).cell is None
     clean = _notebook_with_error(["no secret here"])
-    assert redact_error_outputs(clean, {TOKEN.encode(): LABEL}) == []
+    assert redact_error_outputs(clean, Redactor({TOKEN.encode(): LABEL})) == []
 
 
 def test_bounded_leaves_short_text_whole():
