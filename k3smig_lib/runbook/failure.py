@@ -150,6 +150,7 @@ def failure_of(nb: nbformat.NotebookNode | None, ename: str, evalue: str, redact
     lines = list(out.traceback) if out is not None else []
     source, source_lines = _source(cell)
     source, hidden_source = redact(source)
+    name, hidden_name = redact(scrub(ename))
     evalue_text, hidden_value = redact(scrub(plain(evalue)))
     traceback_text, hidden_traceback = redact(scrub(plain("\n".join(lines))))
     traceback_text, cut = bounded(traceback_text)
@@ -157,9 +158,9 @@ def failure_of(nb: nbformat.NotebookNode | None, ename: str, evalue: str, redact
     count = cell.get("execution_count") if cell is not None else None
     return Failure(cell=index, cell_id=str(cell.get("id", "")) if cell is not None else "",
                    execution_count=count if isinstance(count, int) else None,
-                   source=source, source_lines=source_lines, ename=scrub(ename), evalue=value,
+                   source=source, source_lines=source_lines, ename=name, evalue=value,
                    traceback=traceback_text, cut=cut,
-                   redacted=sorted({*hidden_source, *hidden_value, *hidden_traceback}))
+                   redacted=sorted({*hidden_source, *hidden_name, *hidden_value, *hidden_traceback}))
 
 
 def redact_error_outputs(nb: nbformat.NotebookNode, redact: Redactor) -> list[str]:

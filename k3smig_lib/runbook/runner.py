@@ -15,7 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -263,9 +263,11 @@ class Runner:
         except (OSError, ValueError) as e:  # a kernel killed while papermill wrote: record what was caught
             logger.warning("executed notebook %s unreadable (%s): failure recorded without its cell", out.name, e)
             nb = None
-        if nb is not None and redact_error_outputs(nb, redact):
+        removed = redact_error_outputs(nb, redact) if nb is not None else []
+        if nb is not None and removed:
             atomic_write(self.run_dir, out.name, nbformat.writes(nb))  # as papermill writes it
-        return failure_of(nb, ename, evalue, redact)
+        failure = failure_of(nb, ename, evalue, redact)  # from the cleaned notebook: say what was removed there
+        return replace(failure, redacted=sorted({*failure.redacted, *removed}))
 
     def _gate(self, values: dict[bytes, str]) -> None:
         report = scan(self.run_dir, values)
