@@ -13,7 +13,8 @@ from typing import Any
 
 from k3smig_lib.core.fsafe import atomic_write
 from k3smig_lib.phases.catalog import report_status
-from k3smig_lib.runbook.report import badge, esc, page, run_facts_table
+from k3smig_lib.runbook.ledger import PhaseRecord
+from k3smig_lib.runbook.report import badge, esc, failure_html, page, run_facts_table
 
 #: Header keys shown elsewhere on the page (or too long for the facts table).
 _SHOWN_ELSEWHERE = {"parameters", "parameters_shown", "phases", "files", "ledger_hash", "run_id", "environment",
@@ -62,6 +63,18 @@ def _phase_rows(records: list[dict[str, Any]]) -> str:
             f"<th>key figures</th><th>findings</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
+def _failures(records: list[dict[str, Any]]) -> str:
+    """A "Failed at cell N" block for each phase whose latest attempt stopped at a raising cell."""
+    blocks = []
+    for r in records:
+        failure = PhaseRecord.from_json(r).failure
+        if failure is not None:
+            phase = esc(r["phase"])
+            blocks.append(failure_html(failure, f"{r['phase']}.html",
+                                       heading=f'<a href="{phase}.html">{phase}</a> · '))
+    return f"<h2>Failure</h2>{''.join(blocks)}\n" if blocks else ""
+
+
 def _signing(header: dict[str, Any]) -> str:
     signing = header.get("signing") or {}
     if not signing:
@@ -87,6 +100,7 @@ def render_index(header: dict[str, Any], records: list[dict[str, Any]], verdict:
             f"<p>Verdict: {badge(verdict) if verdict else 'not reached'}</p>"
             f"{run_facts_table(header, extra)}</header>\n"
             f"<h2>Phases</h2>{_phase_rows(list(latest.values()))}\n"
+            f"{_failures(list(latest.values()))}"
             f"<h2>Timeline</h2>{timeline(records)}\n"
             f"<h2>Signature and integrity</h2>{_signing(header)}\n"
             f"<h2>Run facts</h2><table class=\"facts\">{facts}</table>\n"

@@ -18,12 +18,14 @@ from k3smig_lib.core import signing
 from k3smig_lib.core.agekey import LEGACY_IDENTITY, identity_path
 from k3smig_lib.core.config import Settings
 from k3smig_lib.core.envsecrets import SECRET_VARS, env_secret_values
-from k3smig_lib.core.leakgate import LeakReport, quarantine
+from k3smig_lib.core.leakgate import LeakReport, needles, quarantine
 from k3smig_lib.core.objects import Obj, canonical_json, ref
 from k3smig_lib.core.secrets import secret_values
 from k3smig_lib.errors import SecretLeakError
 
 RUN_KEY_LABEL = "k3smig's own run key"
+#: Characters a text is indexed by when secret values are removed from it (as the gate anchors on 8 bytes).
+_ANCHOR = 8
 
 
 def key_values(cfg: Settings, run_key: str) -> dict[bytes, str]:
@@ -57,6 +59,52 @@ def source_values(objects: Iterable[Obj]) -> dict[bytes, str]:
             for value in secret_values([obj]):
                 out.setdefault(value, f"Secret {r.namespace}/{r.name}")
     return out
+
+
+class Redactor:
+    """Removes every secret value of the run from a text, in every form the leak gate looks for.
+
+    A failed cell's message and traceback are the one text the runner copies into its own records, and an
+    exception can quote a credential it was handed (a rejected token, an API body). Each value, in each of
+    the gate's forms (raw, base64, URL-, JSON-, HTML-encoded, ``repr``), becomes ``[secret value removed:
+    <label>]``, so the record still says whose value it was. Values shorter than ``min_length`` are left, as
+    the gate leaves them (too short to tell from ordinary text). The gate still scans every file afterwards.
+
+    The forms are computed once (a source with thousands of Secrets has tens of thousands of them) and
+    looked up by their first :data:`_ANCHOR` characters among the text's own windows, so a traceback is
+    searched in milliseconds.
+
+    Examples:
+        >>> Redactor({b"s3cr3t-token-42": "environment variable GRAFANA_TOKEN"})("rejected: s3cr3t-token-42")[0]
+        'rejected: [secret value removed: environment variable GRAFANA_TOKEN]'
+        >>> Redactor({b"s3cr3t-token-42": "GRAFANA_TOKEN"})("rejected: czNjcjN0LXRva2VuLTQy")
+        ('rejected: [secret value removed: GRAFANA_TOKEN]', ['GRAFANA_TOKEN'])
+    """
+
+    def __init__(self, values: Mapping[bytes, str], *, min_length: int = 8) -> None:
+        self.anchored: dict[str, dict[str, str]] = {}
+        self.short: dict[str, str] = {}  # forms of fewer characters than an anchor (multi-byte UTF-8 values)
+        for value, label in values.items():
+            if len(value) < max(min_length, 1):
+                continue
+            for needle in needles(value).values():
+                try:
+                    form = needle.decode()
+                except UnicodeDecodeError:
+                    continue
+                if len(form) >= _ANCHOR:
+                    self.anchored.setdefault(form[:_ANCHOR], {}).setdefault(form, label)
+                else:
+                    self.short.setdefault(form, label)
+
+    def __call__(self, text: str) -> tuple[str, list[str]]:
+        """``text`` with every value removed, and the labels of the values found (sorted, never a value)."""
+        windows = {text[i:i + _ANCHOR] for i in range(len(text) - _ANCHOR + 1)} & self.anchored.keys()
+        found = {form: label for anchor in windows for form, label in self.anchored[anchor].items() if form in text}
+        found |= {form: label for form, label in self.short.items() if form in text}
+        for form in sorted(found, key=len, reverse=True):  # a longer form first: "base64" before its embedded core
+            text = text.replace(form, f"[secret value removed: {found[form]}]")
+        return text, sorted(set(found.values()))
 
 
 def plain_copies(value: bytes, objects: Iterable[Obj]) -> list[str]:

@@ -10,17 +10,79 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from k3smig_lib.core.fsafe import atomic_write
 from k3smig_lib.core.objects import canonical_json
 from k3smig_lib.errors import LedgerError
+from k3smig_lib.phases.catalog import report_status
+from k3smig_lib.runbook.failure import Failure
 
 LEDGER = "run.json"
 #: The signed run record (DSSE envelope of an in-toto Statement); written last, so not in the ledger.
 ENVELOPE = "run.intoto.dsse.json"
 _UNLEDGERED = (LEDGER, ENVELOPE)
+
+
+@dataclass(frozen=True)
+class PhaseRecord:
+    """One attempt at one phase, as ``run.json`` lists it under ``phases`` (before the chain adds prev/hash).
+
+    The JSON keeps the keys records always had, so ledgers written before this class still verify and
+    read the same; ``failure`` is added only when a cell raised (a completed phase's record is unchanged).
+
+    Attributes:
+        phase: the phase name (``40_export_manifests``).
+        status: Completed, PartiallyFailed or Failed.
+        started: UTC start time.
+        seconds: wall time of the phase, kernel start and report included.
+        timing: seconds per step (``kernel_start``, ``execute``, ``html``).
+        summary: the phase's key figures.
+        errors: one line per error (``RuntimeError: …`` when a cell raised), as before.
+        warnings: the phase's warnings.
+        notes: its notes.
+        degraded: checks that ran with less than the real tool.
+        not_run: why the phase did nothing, when it did nothing.
+        failure: where and how a cell raised (see :class:`~k3smig_lib.runbook.failure.Failure`).
+    """
+
+    phase: str
+    status: str
+    started: str
+    seconds: float
+    timing: dict[str, float] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    degraded: list[str] = field(default_factory=list)
+    not_run: str = ""
+    failure: Failure | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as the ledger stores it, with its ``report_status``."""
+        body: dict[str, Any] = {
+            "phase": self.phase, "status": self.status, "started": self.started, "seconds": self.seconds,
+            "timing": self.timing, "summary": self.summary, "errors": self.errors, "warnings": self.warnings,
+            "notes": self.notes, "degraded": self.degraded, "not_run": self.not_run,
+        }
+        if self.failure is not None:
+            body["failure"] = self.failure.to_json()
+        return {**body, "report_status": report_status(body)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PhaseRecord:
+        """Read a ledger record back (``prev``, ``hash`` and ``report_status`` are derived, so dropped)."""
+        failure = data.get("failure")
+        return cls(phase=str(data["phase"]), status=str(data.get("status", "")), started=str(data.get("started", "")),
+                   seconds=float(data.get("seconds") or 0), timing=dict(data.get("timing") or {}),
+                   summary=dict(data.get("summary") or {}), errors=list(data.get("errors") or []),
+                   warnings=list(data.get("warnings") or []), notes=list(data.get("notes") or []),
+                   degraded=list(data.get("degraded") or []), not_run=str(data.get("not_run") or ""),
+                   failure=Failure.from_json(failure) if failure else None)
 
 
 def file_sha256(path: Path) -> str:

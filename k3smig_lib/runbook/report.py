@@ -27,6 +27,7 @@ from nbconvert import HTMLExporter
 
 from k3smig_lib.core.fsafe import atomic_write
 from k3smig_lib.phases.catalog import FINDINGS, RESULT_FILE, report_status
+from k3smig_lib.runbook.failure import ERROR_CELL_TAG, Failure
 
 #: The one style sheet of every page (kept small: it is inlined in each report).
 STYLE = """
@@ -67,11 +68,17 @@ def page(title: str, body: str) -> str:
 
 def phase_title(phase: str, notebook: nbformat.NotebookNode | None = None) -> str:
     """``40 · Export and clean the manifests``: the notebook's own heading, else the phase name."""
-    if notebook is not None and notebook.cells and notebook.cells[0].cell_type == "markdown":
-        first = notebook.cells[0].source.splitlines()[0] if notebook.cells[0].source else ""
+    cells = [c for c in notebook.cells if not _papermill_banner(c)] if notebook is not None else []
+    if cells and cells[0].cell_type == "markdown":
+        first = cells[0].source.splitlines()[0] if cells[0].source else ""
         if first.startswith("# "):
             return first[2:].strip()
     return phase.replace("_", " ", 1).replace("_", " ")
+
+
+def _papermill_banner(cell: nbformat.NotebookNode) -> bool:
+    """Whether ``cell`` is papermill's red markdown around a failed cell (the "Failed at cell" block replaces it)."""
+    return ERROR_CELL_TAG in cell.metadata.get("tags", [])
 
 
 def mode(params: dict[str, Any]) -> str:
@@ -129,21 +136,54 @@ def _findings(result: dict[str, Any], anchors: dict[str, str]) -> str:
     return "".join(parts) or "<p>No error, warning or note.</p>"
 
 
+def failure_html(failure: Failure, page_href: str = "", heading: str = "") -> str:
+    """The "Failed at cell N" block: the exception, a link to the cell, the cell's source and the traceback.
+
+    Reports hide cell inputs, so the failing cell's source is shown here. ``page_href`` is the phase report
+    when the block sits on another page (the run index); ``heading`` goes before the words "Failed at".
+    """
+    if failure.cell is None:
+        where = "Failed before any cell ran"
+    else:
+        where = f"Failed at cell {failure.cell}" + (
+            f" (In [{failure.execution_count}])" if failure.execution_count is not None else "")
+    link = (f' · <a href="{esc(page_href)}#{esc(failure.anchor)}">the cell in the report</a>'
+            if failure.anchor else "")
+    parts = [f"<h3>{heading}{esc(where)}</h3><p><code>{esc(failure.ename)}</code>: {esc(failure.evalue)}{link}</p>"]
+    if failure.redacted:
+        parts.append(f"<p>Secret values removed from this error: {esc(', '.join(failure.redacted))}. Something "
+                     "handed them to an exception message: find what quotes them and make it name them instead.</p>")
+    if failure.source:
+        shown_lines = min(failure.source_lines, failure.source.count("\n") + 1)
+        of = f"first lines of {failure.source_lines}" if failure.source_lines > shown_lines else "source"
+        parts.append(f"<p>Cell {of}:</p><pre>{esc(failure.source)}</pre>")
+    if failure.traceback:
+        cut = f" ({failure.cut} characters cut from the middle)" if failure.cut else ""
+        parts.append(f"<details open><summary>Traceback{cut}</summary><pre>{esc(failure.traceback)}</pre></details>")
+    return "".join(parts)
+
+
 def summary_html(result: dict[str, Any], anchors: dict[str, str]) -> str:
-    """Status, key figures and findings: what the reader needs before any table."""
+    """Status, key figures, where a cell raised, and findings: what the reader needs before any table."""
     status = result.get("report_status") or report_status(result)
     why = f" — {esc(result['not_run'])}" if result.get("not_run") else ""
     figures = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in (result.get("summary") or {}).items())
     table = f'<table class="facts">{figures}</table>' if figures else ""
-    return (f'<section class="summary" id="summary"><h2>Summary: {badge(status)}{why}</h2>{table}'
+    failure = (f'<div id="failure">{failure_html(Failure.from_json(result["failure"]))}</div>'
+               if result.get("failure") else "")
+    return (f'<section class="summary" id="summary"><h2>Summary: {badge(status)}{why}</h2>{table}{failure}'
             f"{_findings(result, anchors)}</section>")
 
 
 def _for_report(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The notebook as the report shows it: no parameter cells, no heading (the page has it), no widgets."""
+    """The notebook as the report shows it: no parameter cells, no heading (the page has it), no widgets.
+
+    papermill's banners around a failed cell go too: the summary's "Failed at cell" block links to the cell.
+    """
     nb = copy.deepcopy(nb)
     nb.metadata.pop("widgets", None)
-    cells = [c for c in nb.cells if not {"parameters", "injected-parameters"} & set(c.metadata.get("tags", []))]
+    hidden = {"parameters", "injected-parameters", ERROR_CELL_TAG}
+    cells = [c for c in nb.cells if not hidden & set(c.metadata.get("tags", []))]
     if cells and cells[0].cell_type == "markdown" and cells[0].source.startswith("# "):
         cells[0].source = cells[0].source.split("\n", 1)[1].lstrip() if "\n" in cells[0].source else ""
     for cell in cells:

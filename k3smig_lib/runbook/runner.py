@@ -14,11 +14,12 @@ import secrets
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+import nbformat
 import papermill
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
@@ -41,10 +42,11 @@ from k3smig_lib.errors import K3sMigError, ParameterError, PhaseError
 from k3smig_lib.log import logger
 from k3smig_lib.phases.catalog import PHASES, RESULT_FILE, now_iso, phase_dir, report_status
 from k3smig_lib.phases.context import open_source, open_target, target_ref
+from k3smig_lib.runbook.failure import Failure, failure_of, redact_error_outputs
 from k3smig_lib.runbook.index import write_index
 from k3smig_lib.runbook.kernels import private_kernels, remove_stale
-from k3smig_lib.runbook.leaks import env_values, gate, key_values, source_values
-from k3smig_lib.runbook.ledger import chain_record, read_ledger, write_ledger
+from k3smig_lib.runbook.leaks import Redactor, env_values, gate, key_values, source_values
+from k3smig_lib.runbook.ledger import PhaseRecord, chain_record, read_ledger, write_ledger
 from k3smig_lib.runbook.record import anchor, sign_run, signing_facts, write_public_key
 from k3smig_lib.runbook.report import write_phase_report
 from k3smig_lib.runbook.version import code_version
@@ -195,22 +197,34 @@ class Runner:
                 self._set_run_dir(base.with_name(f"{base.name}-{n}"))
         self.header["run_id"] = self.run_dir.name
 
-    def _execute(self, phase: str, kernels: PhaseKernels, next_phase: str | None = None) -> dict[str, Any]:
+    def _execute(self, phase: str, kernels: PhaseKernels, next_phase: str | None = None,
+                 values: Mapping[bytes, str] | None = None) -> dict[str, Any]:
+        """Run one phase notebook and return its ledger record (:class:`PhaseRecord` as JSON).
+
+        When a cell raises, the record keeps where (``failure``: the cell, its source, the traceback) beside
+        the one-line ``errors`` entry; every secret value in ``values`` is removed from that text and from
+        the notebook's error output before any report is written (the leak gate still scans every file).
+        """
         out = self.run_dir / f"{phase}.ipynb"
         params = {**self.per_notebook[phase], "run_dir": str(self.run_dir)}
         result_path = phase_dir(self.cfg, phase) / RESULT_FILE
         result_path.unlink(missing_ok=True)  # a result of an earlier attempt must never pass for this one
         started, t0 = now_iso(), time.monotonic()
-        error, timing = "", {}
+        error, timing, raised = "", {}, ("", "")
         try:
             timing = kernels.execute(phase, self.notebooks[phase], out, params, next_phase)
         except papermill.PapermillExecutionError as e:
-            error = f"{e.ename}: {e.evalue}"[:500]
+            raised = (str(e.ename), str(e.evalue))
         except (DeadKernelError, CellTimeoutError) as e:  # the kernel died (OOM, killed) or hung
-            error = f"{type(e).__name__}: {e}"[:500]
+            raised = (type(e).__name__, str(e))
+        failure = self._failure(out, *raised, Redactor(values or {})) if raised[0] else None
+        if failure is not None:
+            error = scrub(f"{failure.ename}: {failure.evalue}"[:500])
         result = json.loads(result_path.read_text()) if result_path.is_file() else {}
-        if error and result.get("status") != "Failed":  # a cell raised before the phase could record it
-            result = {**result, "phase": phase, "status": "Failed", "errors": [*result.get("errors", []), scrub(error)]}
+        if failure is not None:
+            result = {**result, "phase": phase, "failure": failure.to_json()}
+            if result.get("status") != "Failed":  # a cell raised before the phase could record it
+                result.update(status="Failed", errors=[*result.get("errors", []), error])
             result["report_status"] = report_status(result)
             atomic_write(self.run_dir, f"artifacts/{phase}/{RESULT_FILE}",
                          json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
@@ -218,13 +232,26 @@ class Runner:
         if out.is_file():
             write_phase_report(self.run_dir, phase, self.header)
         timing["html"] = round(time.monotonic() - t_html, 2)
-        status = "Failed" if error else result.get("status", "Failed")
-        record = {"phase": phase, "status": status, "started": started, "seconds": round(time.monotonic() - t0, 2),
-                  "timing": timing, "summary": result.get("summary", {}),
-                  "errors": result.get("errors") or ([scrub(error)] if error else []),
-                  "warnings": result.get("warnings", []), "notes": result.get("notes", []),
-                  "degraded": result.get("degraded", []), "not_run": result.get("not_run", "")}
-        return {**record, "report_status": report_status(record)}
+        record = PhaseRecord(
+            phase=phase, status="Failed" if error else result.get("status", "Failed"), started=started,
+            seconds=round(time.monotonic() - t0, 2), timing=timing, summary=result.get("summary", {}),
+            errors=result.get("errors") or ([error] if error else []), warnings=result.get("warnings", []),
+            notes=result.get("notes", []), degraded=result.get("degraded", []), not_run=result.get("not_run", ""),
+            failure=failure)
+        return record.to_json()
+
+    def _failure(self, out: Path, ename: str, evalue: str, redact: Redactor) -> Failure:
+        """The failure record; the executed notebook is rewritten only if its error output quoted a secret."""
+        try:
+            nb = nbformat.read(str(out), as_version=4) if out.is_file() else None
+        except (OSError, ValueError) as e:  # a kernel killed while papermill wrote: record what was caught
+            logger.warning("executed notebook %s unreadable (%s): failure recorded without its cell", out.name, e)
+            nb = None
+        removed = redact_error_outputs(nb, redact) if nb is not None else []
+        if nb is not None and removed:
+            atomic_write(self.run_dir, out.name, nbformat.writes(nb))  # as papermill writes it
+        failure = failure_of(nb, ename, evalue, redact)  # from the cleaned notebook: say what was removed there
+        return replace(failure, redacted=sorted({*failure.redacted, *removed}))
 
     def _gate(self, values: dict[bytes, str]) -> None:
         report = scan(self.run_dir, values)
@@ -283,7 +310,7 @@ class Runner:
                 lock.renew()  # the live Lease expires unless renewed; the directory lock needs nothing
                 logger.info("running %s", phase)
                 print(f"[k3smig] {phase} …", flush=True)
-                record = self._execute(phase, kernels, next_phase)
+                record = self._execute(phase, kernels, next_phase, values)
                 self.records.append(chain_record(self.records[-1]["hash"] if self.records else "", record))
                 values |= key_values(self.cfg, self.run_key)  # phase 50 may have created the environment's key
                 self._gate(values)

@@ -1,12 +1,13 @@
 """The leak gate says where a leaked value came from, and who has to act."""
 
 import base64
+import json
 
 import pytest
 
 from k3smig_lib.core.leakgate import scan
 from k3smig_lib.errors import SecretLeakError
-from k3smig_lib.runbook.leaks import gate, plain_copies, source_values
+from k3smig_lib.runbook.leaks import Redactor, gate, plain_copies, source_values
 
 PASSWORD = "correct-horse-battery-staple-42"
 SECRET = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "shop"},
@@ -58,3 +59,19 @@ def test_the_quarantined_run_is_private_and_lists_file_paths_only(tmp_path):
 def test_plain_copies_match_values_inside_strings_only_in_non_secret_objects():
     assert plain_copies(PASSWORD.encode(), [SECRET, CONFIGMAP]) == ["ConfigMap shop/settings"]
     assert plain_copies(b"not-anywhere-at-all", [SECRET, CONFIGMAP]) == []
+
+
+
+def test_the_redactor_removes_a_value_in_every_form_the_gate_knows_and_names_whose_it_was(tmp_path):
+    redact = Redactor({PASSWORD.encode(): "Secret shop/db", "äöüßäöü".encode(): "Secret shop/umlaut",
+                       b"short": "Secret shop/short"})
+    as_json = json.dumps(f"{PASSWORD}\n")
+    text = (f"raw {PASSWORD}; base64 {base64.b64encode(PASSWORD.encode()).decode()}; inside a blob "
+            f"{base64.b64encode(b'user:' + PASSWORD.encode()).decode()}; json {as_json}; "
+            "multibyte äöüßäöü; short")
+    clean, labels = redact(text)
+    assert labels == ["Secret shop/db", "Secret shop/umlaut"]
+    assert "äöüßäöü" not in clean and clean.endswith("; short")  # 14 bytes in 7 characters; under 8 bytes: left
+    (tmp_path / "clean.txt").write_text(clean)
+    assert scan(tmp_path, {PASSWORD.encode(): "Secret shop/db"}).ok  # the gate finds nothing left, in any form
+    assert redact("nothing secret here") == ("nothing secret here", [])
