@@ -9,6 +9,7 @@ depends on the machine (tool versions, credentials present) are marked
 from __future__ import annotations
 
 import configparser
+import importlib.util
 import os
 import re
 import shutil
@@ -74,6 +75,15 @@ def stabilise(nb: nbformat.NotebookNode) -> None:
                     out["data"][mime] = _clean_text(out["data"][mime], subs)
 
 
+def golden_run_key() -> str:
+    """The public fingerprint key of the golden runs, from tests/golden/conftest.py (one place for both)."""
+    spec = importlib.util.spec_from_file_location("golden_conftest", GOLDEN / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return str(module.GOLDEN_RUN_KEY)
+
+
 def reset() -> None:
     """Remove the golden run and target folders (nbval re-creates them)."""
     for name in ("runs", "targets"):
@@ -86,6 +96,7 @@ def main() -> None:
     os.environ["K3SMIG_BATCH"] = "1"
     # the golden run's age identity is throwaway: keep it out of the user's config folder
     os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="k3smig-golden-config-")
+    os.environ["K3SMIG_RUN_KEY"] = golden_run_key()  # the key nbval's kernels get (tests/golden/conftest.py)
     for phase in PHASES:
         declared = papermill.inspect_notebook(str(ROOT / "notebooks" / f"{phase}.ipynb"))
         params = {k: v for k, v in PARAMS.items() if k in declared}

@@ -7,11 +7,17 @@ Cells hold one library call each (STYLE R1); edit the spec here, never the noteb
 
 from __future__ import annotations
 
-import json
+import ast
+import math
 import sys
+import types
+import typing
 from pathlib import Path
+from typing import Any
 
 import nbformat
+from papermill.translators import PythonTranslator
+from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -289,24 +295,117 @@ SPEC: dict[str, dict[str, object]] = {
 }
 
 
-def _annotation(name: str) -> str:
-    field = Settings.model_fields[name]
-    ann = field.annotation
-    text = getattr(ann, "__name__", str(ann))
-    if "Literal" in str(ann):
-        return "str"
-    return {"list": "list", "dict": "dict"}.get(text, text)
+def python_literal(value: object) -> str:
+    """The Python source of a parameter default: ``ast.literal_eval`` of it gives ``value`` back.
+
+    Laid out like JSON (double quotes, ``", "`` and ``": "`` between items), as the cells always were, but
+    Python: ``True``/``False``/``None``, and strings escaped character by character, so a default that
+    contains the words ``false``, ``true`` or ``null`` stays the string it is.
+
+    Raises:
+        TypeError: a value papermill could not inject either (a set, a tuple, a path, an enum…).
+        ValueError: a float that is not finite (``inf`` or ``nan`` have no literal).
+    """
+    if value is None or isinstance(value, bool | int):
+        return repr(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"default {value!r} has no Python literal: use a finite number or an empty string")
+        return repr(value)
+    if isinstance(value, str):
+        return _string_literal(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(python_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{python_literal(k)}: {python_literal(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"default {value!r} ({type(value).__name__}) cannot be written into a parameters cell: "
+                    "use None, a bool, number, string, or a list or dict of those")
 
 
-def parameters_cell(names: list[str]) -> str:
-    """One typed line with a help comment per parameter, defaults taken from Settings."""
-    lines = []
+def _string_literal(text: str) -> str:
+    """A double-quoted Python string literal of ``text``; what is not printable is escaped as ``repr`` does."""
+    out = ['"']
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif char.isprintable():
+            out.append(char)
+        else:  # line breaks (also U+2028), tabs, control characters
+            out.append(repr(char)[1:-1])
+    out.append('"')
+    return "".join(out)
+
+
+def python_annotation(annotation: Any) -> str:
+    """An annotation a parameters cell can hold: valid Python with no import, and in papermill's grammar.
+
+    A notebook cell has no ``typing`` import (module-level annotations are evaluated), and papermill's
+    parameter pattern takes only names, brackets and commas. So ``Literal["a", "b"]`` is written as the type
+    of its values (``str``), ``X | None`` and ``Optional[X]`` as ``X`` (the default says ``None``), and
+    ``list[str]``/``dict[str, str]`` as ``list``/``dict``, as the cells always were.
+
+    Raises:
+        ValueError: an annotation with no such form (a union of two types, a literal of mixed types…).
+    """
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        kinds = {type(a) for a in args}
+        if len(kinds) == 1 and kinds <= {str, int, float, bool}:
+            return kinds.pop().__name__
+    elif origin in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1:
+            return python_annotation(rest[0])
+    elif origin in (list, dict):
+        return origin.__name__
+    elif annotation in (str, int, float, bool, list, dict):
+        return str(annotation.__name__)
+    raise ValueError(f"annotation {annotation!r} has no form a notebook parameters cell can hold: use str, int, "
+                     "float, bool, a Literal of one type, list[...], dict[...], or one of them | None")
+
+
+def parameters_cell(names: list[str], model: type[BaseModel] = Settings) -> str:
+    """One typed line with a help comment per parameter, defaults taken from ``model`` (Settings).
+
+    The cell is checked the way it is used: run as Python it must give every default back, and papermill must
+    read every name, default and help text from it.
+
+    Raises:
+        ValueError: a field whose default, annotation or help text the cell cannot carry, with the fix.
+    """
+    lines, defaults = [], {}
     for name in names:
-        field = Settings.model_fields[name]
-        default = field.get_default(call_default_factory=True)
-        literal = json.dumps(default).replace("false", "False").replace("true", "True")
-        lines.append(f"{name}: {_annotation(name)} = {literal}  # {field.description}")
-    return "\n".join(lines)
+        field = model.model_fields[name]
+        defaults[name] = field.get_default(call_default_factory=True)
+        help_text = field.description or ""
+        if "\n" in help_text or "\r" in help_text:
+            raise ValueError(f"{name}: the description spans lines; a help comment is one line")
+        try:
+            lines.append(f"{name}: {python_annotation(field.annotation)} = {python_literal(defaults[name])}"
+                         f"  # {help_text}")
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{name}: {err}") from None
+    source = "\n".join(lines)
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<parameters cell>", "exec"), namespace)  # noqa: S102 - our own generated source
+    read = {p.name: p for p in PythonTranslator.inspect(nbformat.v4.new_code_cell(source))}
+    for line, name in zip(lines, names, strict=True):
+        if namespace[name] != defaults[name] or type(namespace[name]) is not type(defaults[name]):
+            raise ValueError(f"{name}: {line!r} does not give the default {defaults[name]!r} back")
+        seen = read.get(name)
+        help_text = model.model_fields[name].description or ""
+        if seen is None or not _reads_as(seen.default, defaults[name]) or seen.help != help_text.strip():
+            raise ValueError(f"{name}: papermill does not read {line!r} as written (an '=' or '#' in the default "
+                             "or the description breaks its parameter pattern): change the description or the "
+                             "default in k3smig_lib/core/config.py")
+    return source
+
+
+def _reads_as(source: str, value: object) -> bool:
+    try:
+        return bool(ast.literal_eval(source) == value)
+    except (ValueError, SyntaxError):
+        return False
 
 
 def notebook(name: str, spec: dict[str, object]) -> nbformat.NotebookNode:

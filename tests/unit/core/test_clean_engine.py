@@ -10,17 +10,19 @@ import base64
 import binascii
 import copy
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
 
 from k3smig_lib.core.clean import RULES, Change, CleanedObject, CleanOptions, CleanReport, clean_objects
 from k3smig_lib.core.lint import Capacity, lint
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "k8s"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
+from cleanfixtures import load_all  # noqa: E402
+
 FULL = CleanOptions(
     registry_rewrites={
         "docker.io/": "rg.fr-par.scw.cloud/mirror/",
@@ -33,14 +35,8 @@ FULL = CleanOptions(
 )
 
 
-OPENSHIFT = FIXTURES.parent / "openshift"
-
-
 def export() -> list[dict[str, Any]]:
-    objects: list[dict[str, Any]] = []
-    for path in [*sorted(FIXTURES.glob("clean-*.yaml")), *sorted(OPENSHIFT.glob("*.yaml"))]:
-        objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-    return objects
+    return load_all(openshift=True)
 
 
 @pytest.fixture(scope="module")

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from k3smig_lib.core.clean import CleanOptions, clean_objects
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "k8s"
-
-
-def load(*names: str) -> list[dict[str, Any]]:
-    objects: list[dict[str, Any]] = []
-    for name in names:
-        objects += [doc for doc in yaml.safe_load_all((FIXTURES / name).read_text()) if doc]
-    return objects
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
+from cleanfixtures import load  # noqa: E402
 
 
 def test_certificate_secret_named_only_by_a_certificate_is_kept_without_its_owner() -> None:

@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-import pytest
-import yaml
-
 from k3smig_lib.core.clean import CleanedObject, CleanReport, clean_objects
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "k8s"
 SERVER_FIELDS = (
     "uid",
     "resourceVersion",
@@ -24,49 +17,37 @@ SERVER_FIELDS = (
 )
 
 
-def load_all() -> list[dict[str, Any]]:
-    objects: list[dict[str, Any]] = []
-    for path in sorted(FIXTURES.glob("clean-*.yaml")):
-        objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-    return objects
-
-
-@pytest.fixture(scope="module")
-def report() -> CleanReport:
-    return clean_objects(load_all())
-
-
 def rules_at(item: CleanedObject, path: str) -> list[str]:
     return [c.rule_id for c in item.changes if c.path == path]
 
 
-def test_no_kept_object_carries_server_fields_or_status(report: CleanReport) -> None:
-    for item in report.kept():
+def test_no_kept_object_carries_server_fields_or_status(clean_report: CleanReport) -> None:
+    for item in clean_report.kept():
         assert item.cleaned is not None
         assert not set(SERVER_FIELDS) & set(item.cleaned["metadata"]), item.ref
         assert "status" not in item.cleaned, item.ref
 
 
-def test_each_server_field_is_removed_by_its_own_rule(report: CleanReport) -> None:
-    web = report.get("Deployment/shop/web")
+def test_each_server_field_is_removed_by_its_own_rule(clean_report: CleanReport) -> None:
+    web = clean_report.get("Deployment/shop/web")
     assert rules_at(web, "metadata.uid") == ["M1"]
     assert rules_at(web, "metadata.resourceVersion") == ["M2"]
-    assert rules_at(report.get("ConfigMap/shop/web-config"), "metadata.selfLink") == ["M3"]
+    assert rules_at(clean_report.get("ConfigMap/shop/web-config"), "metadata.selfLink") == ["M3"]
     assert rules_at(web, "metadata.creationTimestamp") == ["M4"]
     assert rules_at(web, "metadata.generation") == ["M5"]
     assert rules_at(web, "metadata.managedFields") == ["M6"]
     assert rules_at(web, "status") == ["S1"]
 
 
-def test_an_object_being_deleted_on_the_source_comes_back_alive(report: CleanReport) -> None:
-    flags = report.get("ConfigMap/shop/feature-flags-legacy")
+def test_an_object_being_deleted_on_the_source_comes_back_alive(clean_report: CleanReport) -> None:
+    flags = clean_report.get("ConfigMap/shop/feature-flags-legacy")
     assert rules_at(flags, "metadata.deletionTimestamp") == ["M7"]
     assert rules_at(flags, "metadata.deletionGracePeriodSeconds") == ["M7"]
     assert flags.cleaned is not None and flags.cleaned["data"] == {"checkout-v2": "false"}
 
 
-def test_generate_name_is_removed_only_when_a_name_is_set(report: CleanReport) -> None:
-    job = report.get("Job/shop/search-reindex-8kq2m")
+def test_generate_name_is_removed_only_when_a_name_is_set(clean_report: CleanReport) -> None:
+    job = clean_report.get("Job/shop/search-reindex-8kq2m")
     assert job.cleaned is not None and job.cleaned["metadata"]["name"] == "search-reindex-8kq2m"
     assert rules_at(job, "metadata.generateName") == ["M9"]
     unnamed = {
@@ -79,8 +60,8 @@ def test_generate_name_is_removed_only_when_a_name_is_set(report: CleanReport) -
     assert cleaned is not None and cleaned["metadata"]["generateName"] == "backup-"
 
 
-def test_last_applied_is_removed_after_explicit_node_ports_were_read(report: CleanReport) -> None:
-    svc = report.get("Service/monitoring/prometheus-nodeport")
+def test_last_applied_is_removed_after_explicit_node_ports_were_read(clean_report: CleanReport) -> None:
+    svc = clean_report.get("Service/monitoring/prometheus-nodeport")
     assert svc.facts["explicit_node_ports"] == [30090]
     assert rules_at(svc, "metadata.annotations['kubectl.kubernetes.io/last-applied-configuration']") == [
         "M10"
@@ -88,10 +69,10 @@ def test_last_applied_is_removed_after_explicit_node_ports_were_read(report: Cle
     assert svc.cleaned is not None and "annotations" not in svc.cleaned["metadata"]
 
 
-def test_revision_and_controller_uid_bookkeeping_is_removed(report: CleanReport) -> None:
-    web = report.get("Deployment/shop/web")
+def test_revision_and_controller_uid_bookkeeping_is_removed(clean_report: CleanReport) -> None:
+    web = clean_report.get("Deployment/shop/web")
     assert rules_at(web, "metadata.annotations['deployment.kubernetes.io/revision']") == ["M11"]
-    job = report.get("Job/shop/db-migrate")
+    job = clean_report.get("Job/shop/db-migrate")
     assert job.cleaned is not None
     assert job.cleaned["metadata"]["labels"] == {
         "batch.kubernetes.io/job-name": "db-migrate",
@@ -103,10 +84,10 @@ def test_revision_and_controller_uid_bookkeeping_is_removed(report: CleanReport)
     }
 
 
-def test_system_finalizers_are_stripped_and_foreign_ones_kept_with_a_warning(report: CleanReport) -> None:
-    pvc = report.get("PersistentVolumeClaim/shop/web-uploads")
+def test_system_finalizers_are_stripped_and_foreign_ones_kept_with_a_warning(clean_report: CleanReport) -> None:
+    pvc = clean_report.get("PersistentVolumeClaim/shop/web-uploads")
     assert pvc.cleaned is not None and "finalizers" not in pvc.cleaned["metadata"]
-    monitor = report.get("ServiceMonitor/shop/web")
+    monitor = clean_report.get("ServiceMonitor/shop/web")
     assert monitor.cleaned is not None
     assert monitor.cleaned["metadata"]["finalizers"] == ["monitoring.coreos.com/status-cleanup"]
     actions = {(c.action, tuple(c.before)) for c in monitor.changes if c.rule_id == "M13"}
@@ -116,8 +97,8 @@ def test_system_finalizers_are_stripped_and_foreign_ones_kept_with_a_warning(rep
     }
 
 
-def test_source_platform_labels_annotations_and_finalizers_are_removed(report: CleanReport) -> None:
-    shop = report.get("Namespace/_cluster/shop")
+def test_source_platform_labels_annotations_and_finalizers_are_removed(clean_report: CleanReport) -> None:
+    shop = clean_report.get("Namespace/_cluster/shop")
     assert shop.cleaned is not None
     assert shop.cleaned["metadata"] == {"labels": {"kubernetes.io/metadata.name": "shop"}, "name": "shop"}
     assert {c.path for c in shop.changes if c.rule_id == "M14"} == {
@@ -126,16 +107,16 @@ def test_source_platform_labels_annotations_and_finalizers_are_removed(report: C
         "metadata.labels['field.cattle.io/projectId']",
         "metadata.finalizers",
     }
-    lb = report.get("Service/shop/web-public")
+    lb = clean_report.get("Service/shop/web-public")
     assert sum(c.rule_id == "M14" for c in lb.changes) == 2  # service.beta.kubernetes.io/scw-loadbalancer-*
-    monitor = report.get("ServiceMonitor/shop/web")
+    monitor = clean_report.get("ServiceMonitor/shop/web")
     assert "openshift.io/generated-by" in [
         c.path.split("'")[1] for c in monitor.changes if c.rule_id == "M14"
     ]
 
 
-def test_unrelated_labels_and_annotations_survive(report: CleanReport) -> None:
-    ingress = report.get("Ingress/shop/web").cleaned
+def test_unrelated_labels_and_annotations_survive(clean_report: CleanReport) -> None:
+    ingress = clean_report.get("Ingress/shop/web").cleaned
     assert ingress is not None
     assert ingress["metadata"]["annotations"] == {
         "cert-manager.io/cluster-issuer": "letsencrypt-prod",

@@ -2,41 +2,23 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from k3smig_lib.core.clean import CleanOptions, CleanReport, clean_objects
 from k3smig_lib.core.clean.remaps import normalize_image, rewrite_image
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "k8s"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
+from cleanfixtures import cleaned, load_all  # noqa: E402
 
 
-def load_all() -> list[dict[str, Any]]:
-    objects: list[dict[str, Any]] = []
-    for path in sorted(FIXTURES.glob("clean-*.yaml")):
-        objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-    return objects
-
-
-@pytest.fixture(scope="module")
-def report() -> CleanReport:
-    return clean_objects(load_all())
-
-
-def cleaned(report: CleanReport, object_id: str) -> dict[str, Any]:
-    obj = report.get(object_id).cleaned
-    assert obj is not None
-    return obj
-
-
-def test_claims_and_claim_templates_move_to_local_path(report: CleanReport) -> None:
+def test_claims_and_claim_templates_move_to_local_path(clean_report: CleanReport) -> None:
     assert (
-        cleaned(report, "PersistentVolumeClaim/shop/web-uploads")["spec"]["storageClassName"] == "local-path"
+        cleaned(clean_report, "PersistentVolumeClaim/shop/web-uploads")["spec"]["storageClassName"] == "local-path"
     )
-    template = cleaned(report, "StatefulSet/monitoring/prometheus")["spec"]["volumeClaimTemplates"][0]
+    template = cleaned(clean_report, "StatefulSet/monitoring/prometheus")["spec"]["volumeClaimTemplates"][0]
     assert template["spec"]["storageClassName"] == "local-path"
 
 
@@ -48,33 +30,33 @@ def test_storage_class_comes_from_the_options() -> None:
     )
 
 
-def test_read_write_many_becomes_read_write_once_with_a_warning(report: CleanReport) -> None:
-    item = report.get("PersistentVolumeClaim/shop/web-uploads")
-    assert cleaned(report, "PersistentVolumeClaim/shop/web-uploads")["spec"]["accessModes"] == [
+def test_read_write_many_becomes_read_write_once_with_a_warning(clean_report: CleanReport) -> None:
+    item = clean_report.get("PersistentVolumeClaim/shop/web-uploads")
+    assert cleaned(clean_report, "PersistentVolumeClaim/shop/web-uploads")["spec"]["accessModes"] == [
         "ReadWriteOnce"
     ]
     assert [c.action for c in item.changes if c.rule_id == "T2"] == ["rewrite", "warn"]
-    rwo = report.get("PersistentVolumeClaim/monitoring/data-prometheus-0")
+    rwo = clean_report.get("PersistentVolumeClaim/monitoring/data-prometheus-0")
     assert "T2" not in rwo.rule_ids
 
 
-def test_retain_is_planned_for_every_new_volume_and_applied_to_kept_static_pvs(report: CleanReport) -> None:
+def test_retain_is_planned_for_every_new_volume_and_applied_to_kept_static_pvs(clean_report: CleanReport) -> None:
     deferred = [
-        c for c in report.get("PersistentVolumeClaim/monitoring/grafana").changes if c.rule_id == "T2b"
+        c for c in clean_report.get("PersistentVolumeClaim/monitoring/grafana").changes if c.rule_id == "T2b"
     ]
     assert [(c.before, c.after) for c in deferred] == [("Delete", "Retain")] and "deferred" in deferred[
         0
     ].note
-    assert cleaned(report, "PersistentVolume/_cluster/backups-nfs")["spec"][
+    assert cleaned(clean_report, "PersistentVolume/_cluster/backups-nfs")["spec"][
         "persistentVolumeReclaimPolicy"
     ] == ("Retain")
 
 
-def test_traefik_ingress_moves_to_nginx_and_loses_traefik_annotations(report: CleanReport) -> None:
-    docs = cleaned(report, "Ingress/blog/docs")
+def test_traefik_ingress_moves_to_nginx_and_loses_traefik_annotations(clean_report: CleanReport) -> None:
+    docs = cleaned(clean_report, "Ingress/blog/docs")
     assert docs["spec"]["ingressClassName"] == "nginx"
     assert not [k for k in docs["metadata"]["annotations"] if k.startswith("traefik.")]
-    warn = [c for c in report.get("Ingress/blog/docs").changes if c.rule_id == "T4" and c.action == "warn"]
+    warn = [c for c in clean_report.get("Ingress/blog/docs").changes if c.rule_id == "T4" and c.action == "warn"]
     assert len(warn[0].before) == 2
 
 
@@ -139,8 +121,8 @@ def test_external_dns_hostnames_are_kept_and_the_target_set_to_the_vm_address() 
     )
 
 
-def test_stale_external_dns_target_is_a_warning_when_no_vm_address_is_given(report: CleanReport) -> None:
+def test_stale_external_dns_target_is_a_warning_when_no_vm_address_is_given(clean_report: CleanReport) -> None:
     (warning,) = [
-        c for c in report.get("Ingress/blog/docs").changes if c.rule_id == "T6" and c.action == "warn"
+        c for c in clean_report.get("Ingress/blog/docs").changes if c.rule_id == "T6" and c.action == "warn"
     ]
     assert warning.before == "51.15.204.33"

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from k3smig_lib.core.clean import CleanOptions, CleanReport, clean_objects
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "k8s"
-
-
-def load(*names: str) -> list[dict[str, Any]]:
-    objects: list[dict[str, Any]] = []
-    for name in names:
-        objects += [doc for doc in yaml.safe_load_all((FIXTURES / name).read_text()) if doc]
-    return objects
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
+from cleanfixtures import load  # noqa: E402
 
 
 @pytest.fixture(scope="module")

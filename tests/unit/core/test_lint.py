@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,19 +12,13 @@ import yaml
 from k3smig_lib.core.clean import CleanOptions
 from k3smig_lib.core.lint import Capacity, Risk, lint
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "k8s"
-
-
-def export() -> list[dict[str, Any]]:
-    objects: list[dict[str, Any]] = []
-    for path in sorted(FIXTURES.glob("clean-*.yaml")):
-        objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-    return objects
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
+from cleanfixtures import load_all  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def risks() -> list[Risk]:
-    return lint(export(), Capacity(disk_gb=200))
+    return lint(load_all(), Capacity(disk_gb=200))
 
 
 def find(risks: list[Risk], check: str, ref_id: str | None = None) -> list[Risk]:
@@ -62,7 +57,7 @@ def test_every_risk_says_how_to_fix_it_and_errors_come_first(risks: list[Risk]) 
 
 
 def test_pvc_requests_beyond_the_disk_are_a_warning_and_fit_on_a_larger_disk(risks: list[Risk]) -> None:
-    (small,) = find(lint(export(), Capacity(disk_gb=80)), "disk-capacity")
+    (small,) = find(lint(load_all(), Capacity(disk_gb=80)), "disk-capacity")
     assert small.severity == "warning" and small.rule_id == "T3" and "91.3 GB" in small.message
     (large,) = find(risks, "disk-capacity")
     assert large.severity == "info"
@@ -73,7 +68,7 @@ def test_requests_count_replicas_and_skip_objects_that_are_not_migrated(risks: l
     (memory,) = find(risks, "memory-capacity")
     assert "1.67 cores" in cpu.message and cpu.severity == "info"  # web 2×250m + prometheus 1 + 170m
     assert "2.91 GiB" in memory.message
-    (tight,) = find(lint(export(), Capacity(cpu=2.5, memory_gib=4.0)), "cpu-capacity")  # 1.67 of 2.0
+    (tight,) = find(lint(load_all(), Capacity(cpu=2.5, memory_gib=4.0)), "cpu-capacity")  # 1.67 of 2.0
     assert tight.severity == "warning"
     (over,) = find(lint([deployment("api", "api:1", replicas=4, cpu="1")], Capacity(cpu=4.0)), "cpu-capacity")
     assert over.severity == "error" and "4.00 cores" in over.message
@@ -153,7 +148,7 @@ def test_images_outside_the_scaleway_registry_unless_rewritten(risks: list[Risk]
     assert {"grafana/grafana:11.1.0", "ghcr.io/acme/shop-web:2.4.1", "busybox:1.36"} <= images
     assert "registry.k8s.io/kube-proxy:v1.30.2" not in images  # kube-system is not migrated
     mirrored = lint(
-        export(), options=CleanOptions(registry_rewrites={"docker.io/": "rg.fr-par.scw.cloud/m/"})
+        load_all(), options=CleanOptions(registry_rewrites={"docker.io/": "rg.fr-par.scw.cloud/m/"})
     )
     assert "grafana/grafana:11.1.0" not in {r.message.split(" ")[0] for r in find(mirrored, "image-registry")}
     private = find(
@@ -174,10 +169,10 @@ def test_crds_without_planned_operators_and_crs_without_crds(risks: list[Risk]) 
 
 
 def test_helm_releases_are_reported_once_per_release() -> None:
-    plain = find(lint(export()), "helm-managed")
+    plain = find(lint(load_all()), "helm-managed")
     assert [r.ref_id for r in plain] == ["HelmRelease/vaultwarden/vaultwarden"]
     assert "plain manifests" in plain[0].message and "--take-ownership" in plain[0].fix
-    kept = find(lint(export(), options=CleanOptions(keep_helm_releases=True)), "helm-managed")
+    kept = find(lint(load_all(), options=CleanOptions(keep_helm_releases=True)), "helm-managed")
     assert "keeps its release record" in kept[0].message
 
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from k3smig_lib.core.clean import clean_objects
 from k3smig_lib.core.order import STAGES, sort_for_apply, stage_dir_name, stage_of
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "k8s"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
+from cleanfixtures import load_all  # noqa: E402
 
 
 def obj(kind: str, name: str, namespace: str = "", api_version: str = "v1", **extra: Any) -> dict[str, Any]:
@@ -23,10 +24,7 @@ def obj(kind: str, name: str, namespace: str = "", api_version: str = "v1", **ex
 
 
 def cleaned_export() -> list[dict[str, Any]]:
-    objects: list[dict[str, Any]] = []
-    for path in sorted(FIXTURES.glob("clean-*.yaml")):
-        objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-    return [c.cleaned for c in clean_objects(objects).kept() if c.cleaned is not None]
+    return [c.cleaned for c in clean_objects(load_all()).kept() if c.cleaned is not None]
 
 
 def test_stages_follow_the_design_ranks() -> None:
