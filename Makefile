@@ -9,10 +9,11 @@ STAMP  := $(VENV)/.installed
 K3SMIG_CACHE ?= $(HOME)/.cache/k3smig
 export PATH := $(CURDIR)/.cache/tools/bin:$(PATH)
 
-.PHONY: demo-live integration sandbox-up sandbox-down demo test check lock unit notebooks-test lint golden notebooks bench system-deps clean-runs help
+.PHONY: demo-live integration sandbox-up sandbox-down demo lab test check lock unit notebooks-test lint golden notebooks bench system-deps clean-runs help
 
 help:
 	@echo "make demo   - install into .venv and run the ten phases on the bundled example"
+	@echo "make lab    - open the notebooks in JupyterLab on 127.0.0.1"
 	@echo "make check  - the fast tier for contributors: ruff, mypy, import-linter, unit tests"
 	@echo "make test   - install everything the tests need, then run lint and the whole test suite"
 	@echo "make golden - regenerate the golden executed notebooks (review the diff)"
@@ -40,8 +41,18 @@ lock:
 	rm -rf $(LOCK_VENV)
 	@echo "review git diff constraints.txt, then make check"
 
+# The README goes on with `k3smig …`: when the command found on PATH is not this clone's, say where it is
+# (after the demo, whatever its exit code, which stays make's).
 demo: $(STAMP)
-	$(BIN)/k3smig demo
+	@$(BIN)/k3smig demo; rc=$$?; \
+	  [ "$$(command -v k3smig)" -ef $(BIN)/k3smig ] || \
+	  echo "k3smig is in $(BIN): run \`. $(BIN)/activate\` (then \`k3smig …\`) or \`$(BIN)/k3smig …\`"; \
+	  exit $$rc
+
+# JupyterLab on the notebooks, listening on 127.0.0.1 only. Jupyter refuses to start as root without
+# --allow-root (containers, a root shell on a VM): it is passed then, and only then.
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/ --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
 
 system-deps:
 	bash scripts/install-system-deps.sh

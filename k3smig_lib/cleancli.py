@@ -1,7 +1,10 @@
 """``k3smig clean EXPORT OUT``: the cleaner alone, for scripting and review outside the notebooks.
 
 Reads any export folder the snapshot source reads, writes the cleaned manifests as the same kustomize
-tree the directory target writes (Secrets sealed or without values) and a per-object rule report.
+tree the directory target writes and a per-object rule report. A Secret value is never written in clear:
+Secrets are sealed for ``--age-recipient``, or, without one, written without their data (key names
+with empty values, annotation ``k3smig.io/values-omitted``); the command then names every such Secret
+and how to seal them instead (:func:`unsealed_notice`), and its report marks each one.
 Everything is written into a staging folder next to ``OUT`` that is renamed onto ``OUT`` only when
 complete: a failure leaves no half-written tree that would block the next attempt, and the staging
 folder of a killed run is removed by the next one. An export whose every object is dropped still
@@ -16,6 +19,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,30 @@ from k3smig_lib.core.objects import Obj, get_path
 from k3smig_lib.core.sealing import is_age_recipient, seal_secret, strip_values
 from k3smig_lib.core.yamlio import MAX_FILE_BYTES
 from k3smig_lib.errors import ParameterError, TargetError
+
+#: Why a Secret of ``k3smig clean`` has no data (its ``k3smig.io/values-omitted`` annotation and report warning).
+NO_RECIPIENT = ("written without its data: no --age-recipient given to k3smig clean; fill in the values by hand, "
+                "or clean again with --age-recipient age1… to seal them")
+#: Secrets named one by one in the notice; the rest are counted (report.json marks every one).
+NOTICE_NAMES = 20
+
+
+@dataclass(frozen=True)
+class CleanResult:
+    """What ``k3smig clean`` did: the one-line summary, and the Secrets written without their data."""
+
+    summary: str
+    unsealed: list[str] = field(default_factory=list)
+
+
+def unsealed_notice(unsealed: list[str], export: Path, out: Path) -> str:
+    """The warning for Secrets written without their data: which ones, and the command that seals them."""
+    shown = ", ".join(unsealed[:NOTICE_NAMES]) + (f" and {len(unsealed) - NOTICE_NAMES} more"
+                                                   if len(unsealed) > NOTICE_NAMES else "")
+    return (f"warning: no --age-recipient given, so {len(unsealed)} Secret(s) were written without their data: "
+            f"{shown} (key names kept, values empty; report.json marks each). To seal them instead: "
+            f"k3smig clean {export} NEW_OUT --age-recipient age1… (your age public key: `age-keygen -y KEY_FILE`), "
+            f"or fill in the values in {out / 'manifests'} before applying.")
 
 
 def _check_out(out: Path) -> None:
@@ -101,8 +129,11 @@ def _slim_service(obj: Obj) -> Obj:
 
 
 def clean_export(export: Path, out: Path, *, age_recipient: str = "", storage_class: str = "local-path",
-                 ingress_class: str = "nginx", max_file_bytes: int = MAX_FILE_BYTES) -> str:
-    """Clean every object under ``export`` into ``out``; return a one-line summary.
+                 ingress_class: str = "nginx", max_file_bytes: int = MAX_FILE_BYTES) -> CleanResult:
+    """Clean every object under ``export`` into ``out``; return a one-line summary and the unsealed Secrets.
+
+    Without ``age_recipient`` every Secret is written without its data (never in clear) and is named in
+    :attr:`CleanResult.unsealed` (``namespace/name``, in the order written).
 
     The export streams through (:func:`~k3smig_lib.backends.snapshot.iter_export`,
     :func:`~k3smig_lib.core.clean.stream.clean_stream`): each object is written as soon as it is
@@ -118,8 +149,10 @@ def clean_export(export: Path, out: Path, *, age_recipient: str = "", storage_cl
         raise ParameterError(f"{age_recipient!r} is not an age recipient", fix="give an 'age1…' public key")
     out = Path(os.path.abspath(out))
     _check_out(out)
-    seal = partial(seal_secret, recipient=age_recipient) if age_recipient else strip_values
+    seal = partial(seal_secret, recipient=age_recipient) if age_recipient else partial(strip_values,
+                                                                                          reason=NO_RECIPIENT)
     services: list[Obj] = []
+    unsealed: list[str] = []
     kept = dropped = routes = 0
 
     def observe(obj: Obj) -> None:
@@ -132,6 +165,9 @@ def clean_export(export: Path, out: Path, *, age_recipient: str = "", storage_cl
                              CleanOptions(storage_class=storage_class, ingress_class=ingress_class), observe=observe)
         for item in items:
             record = _record(item, services, ingress_class)
+            if item.cleaned is not None and item.cleaned.get("kind") == "Secret" and not age_recipient:
+                record["warnings"] = [*record.get("warnings", []), NO_RECIPIENT]
+                unsealed.append(item.ref.id.removeprefix("Secret/"))
             reports.add(record)
             routes += "equivalent_ingress" in record
             if item.cleaned is None:
@@ -155,8 +191,8 @@ def clean_export(export: Path, out: Path, *, age_recipient: str = "", storage_cl
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    secrets = "sealed for the recipient" if age_recipient else "written without values"
+    secrets = "Secrets sealed for the recipient" if age_recipient else f"{len(unsealed)} Secret(s) written without data"
     route_note = (f"; {routes} OpenShift Route(s) kept, which K3s does not serve: the equivalent Ingress is in "
                   "report.json") if routes else ""
-    return (f"{kept + dropped} objects read, {kept} kept, {dropped} dropped; "
-            f"Secrets {secrets}{route_note}; manifests in {out / 'manifests'}, rule report in {out / 'report.json'}")
+    return CleanResult(f"{kept + dropped} objects read, {kept} kept, {dropped} dropped; {secrets}{route_note}; "
+                       f"manifests in {out / 'manifests'}, rule report in {out / 'report.json'}", unsealed)

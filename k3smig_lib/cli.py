@@ -99,13 +99,15 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def _cmd_clean(args: argparse.Namespace) -> int:
-    from k3smig_lib.cleancli import clean_export
+    from k3smig_lib.cleancli import clean_export, unsealed_notice
 
     export = _existing(args.export, "export folder", "give a folder of `kubectl get -o yaml` files")
-    summary = clean_export(export, Path(args.out), age_recipient=args.age_recipient,
-                           storage_class=args.storage_class, ingress_class=args.ingress_class,
-                           max_file_bytes=args.max_file_mib << 20)
-    print(summary)
+    result = clean_export(export, Path(args.out), age_recipient=args.age_recipient,
+                          storage_class=args.storage_class, ingress_class=args.ingress_class,
+                          max_file_bytes=args.max_file_mib << 20)
+    print(result.summary)
+    if result.unsealed:  # the tree is complete and holds no value in clear: a warning, not a failure
+        print(f"k3smig: {unsealed_notice(result.unsealed, export, Path(args.out))}", file=sys.stderr)
     return 0
 
 

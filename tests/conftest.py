@@ -11,6 +11,7 @@ started, so kernels inherit it and the developer's own config folder is never to
 """
 
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -23,6 +24,18 @@ TOOLS_BIN = Path(__file__).resolve().parents[1] / ".cache" / "tools" / "bin"
 if TOOLS_BIN.is_dir():
     os.environ["PATH"] = f"{TOOLS_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="k3smig-test-config-")
+
+
+@pytest.fixture
+def short_tmp():
+    """A private folder directly under /tmp: a TMPDIR short enough for the kernels' IPC socket paths.
+
+    A Unix socket path holds 107 characters; pytest's ``tmp_path`` is too deep for a kernel folder's sockets
+    (a run would put its kernel folder under /tmp instead, outside the test's TMPDIR).
+    """
+    folder = Path(tempfile.mkdtemp(prefix="k3smig-t-", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -10,17 +10,21 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from jupyter_core.utils import run_sync
 
 from k3smig_lib.cli import main
 from k3smig_lib.core.config import BUNDLED_EXAMPLE
 from k3smig_lib.core.dirlock import DirectoryLock
 from k3smig_lib.runbook import runner
+from k3smig_lib.runbook.kernels import RunKernelManager
 from k3smig_lib.runbook.ledger import verify
 from k3smig_lib.runbook.warm import PhaseKernels
+from k3smig_lib.sandbox.procs import listening_sockets
 
 pytestmark = pytest.mark.notebooks
 K3SMIG = Path(sys.executable).with_name("k3smig")
@@ -63,6 +67,10 @@ def children(pid):
         if int(fields[1]) == pid:
             found.append(int(stat.parent.name))
     return found
+
+
+def sockets_under(folder):
+    return sorted(p for p in folder.rglob("*") if p.is_socket())
 
 
 def k3smig(*args, env, cwd):
@@ -129,12 +137,49 @@ def test_two_demos_at_once_in_one_clone_do_not_interleave(tmp_path):
     out, err = first.communicate(timeout=600)
     assert first.returncode == 0, err
     assert len(list((tmp_path / "runs").iterdir())) == 1
+    assert "[IPKernelApp] WARNING" not in err and "without encryption" not in err  # kernels are on IPC, not TCP
 
 
-def test_sigkill_mid_run_kernels_die_and_resume_finishes_from_the_ledger(tmp_path):
+def test_a_runs_kernel_listens_on_no_tcp_port_and_its_sockets_go_with_it(short_tmp, monkeypatch):
+    """The runner's kernel manager: Unix sockets in the run's 0700 folder, none left after shutdown."""
+    monkeypatch.setenv("TMPDIR", str(short_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
+    with runner.kernel_environment("0" * 64):
+        runtime = Path(os.environ["JUPYTER_RUNTIME_DIR"])
+        km = RunKernelManager(kernel_name="python3")
+        run_sync(km.start_kernel)()
+        kc = km.client()
+        kc.start_channels()
+        try:
+            run_sync(kc.wait_for_ready)(timeout=120)
+            assert km.transport == "ipc"
+            assert listening_sockets([km.provisioner.pid]) == set()
+            names = sorted(p.name for p in sockets_under(runtime))
+            prefix = Path(km.ip).name
+            assert names == [f"{prefix}-{n}" for n in (1, 2, 3, 4, 5)] + [f"{prefix}-pipe"]
+            assert runtime.stat().st_mode & 0o777 == runtime.parent.stat().st_mode & 0o777 == 0o700
+            # output of a forked subprocess still reaches the notebook: ipykernel's pipe, now a Unix socket
+            kc.execute("import os\npid = os.fork()\nif pid == 0:\n    print('from the child', flush=True)\n"
+                       "    os._exit(0)\nos.waitpid(pid, 0)")
+            texts = []
+            while True:
+                msg = run_sync(kc.get_iopub_msg)(timeout=60)
+                if msg["msg_type"] == "stream":
+                    texts.append(msg["content"]["text"])
+                if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                    break
+            assert "from the child" in "".join(texts)
+        finally:
+            kc.stop_channels()
+            run_sync(km.shutdown_kernel)(now=False)
+            run_sync(km.cleanup_resources)()
+        assert list(runtime.iterdir()) == []  # connection file and every socket removed at shutdown
+    assert list(short_tmp.iterdir()) == []
+
+
+def test_sigkill_mid_run_kernels_die_and_resume_finishes_from_the_ledger(tmp_path, short_tmp):
     """The runner is killed during phase 40: its kernel follows, run.json already holds phase 30."""
-    tmpdir = tmp_path / "tmp"
-    tmpdir.mkdir()
+    tmpdir = short_tmp
     env = {**os.environ, "TMPDIR": str(tmpdir), "PYTHONWARNINGS": "ignore"}
     proc = k3smig("run", str(params(tmp_path)), "--phases", "30-40", "--runs", "runs", env=env, cwd=tmp_path)
     run_dir = wait_for(lambda: next((tmp_path / "runs").glob("*-ci"), None) if (tmp_path / "runs").exists()
@@ -143,6 +188,8 @@ def test_sigkill_mid_run_kernels_die_and_resume_finishes_from_the_ledger(tmp_pat
     kernels = wait_for(lambda: children(proc.pid), "the kernel of phase 40")
     kernel_dirs = list(tmpdir.glob(f"k3smig-kernels-{proc.pid}-*"))
     assert kernel_dirs and list(kernel_dirs[0].glob("runtime/kernel-*.json"))
+    wait_for(lambda: len(sockets_under(kernel_dirs[0])) >= 6, "the kernel's IPC sockets")
+    assert listening_sockets([proc.pid, *children(proc.pid)]) == set()  # the run listens on no TCP port
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     wait_for(lambda: not any(alive(k) for k in kernels), "the kernels of the killed run to exit", timeout=120)
@@ -153,7 +200,7 @@ def test_sigkill_mid_run_kernels_die_and_resume_finishes_from_the_ledger(tmp_pat
                              capture_output=True, text=True, timeout=1200, check=False)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert not any(d.exists() for d in kernel_dirs)  # connection files of the killed run removed
-    assert list(tmpdir.rglob("kernel-*.json")) == list(tmpdir.glob("tmp*.json")) == []
+    assert list(tmpdir.rglob("kernel-*.json")) == list(tmpdir.glob("tmp*.json")) == sockets_under(tmpdir) == []
     ledger = json.loads((run_dir / "run.json").read_text())
     assert [p["phase"] for p in ledger["phases"]] == ["30_inventory_source", "40_export_manifests"]
     assert ledger["status"] == "Completed" and verify(run_dir) == []
@@ -177,27 +224,28 @@ def test_a_stale_phase_result_is_never_taken_for_a_new_attempt(tmp_path):
     assert json.loads(stale.read_text())["status"] == "Failed"
 
 
-def test_a_killed_kernel_takes_the_tools_it_started_with_it(tmp_path):
+def test_a_killed_kernel_takes_the_tools_it_started_with_it(tmp_path, short_tmp):
     """A kernel started the way the runner starts it; its parent is SIGKILLed while a tool runs."""
     script = tmp_path / "fake_runner.py"
     script.write_text(
         "import sys, time\n"
-        "from jupyter_client import KernelManager\n"
+        "from jupyter_core.utils import run_sync\n"
+        "from k3smig_lib.runbook.kernels import RunKernelManager\n"
         "from k3smig_lib.runbook.runner import kernel_environment\n"
         "with kernel_environment('0' * 64):\n"
-        "    km = KernelManager(kernel_name='python3')\n"
-        "    km.start_kernel()\n"
-        "    kc = km.client(); kc.start_channels(); kc.wait_for_ready(timeout=120)\n"
+        "    km = RunKernelManager(kernel_name='python3')\n"
+        "    run_sync(km.start_kernel)()\n"
+        "    kc = km.client(); kc.start_channels(); run_sync(kc.wait_for_ready)(timeout=120)\n"
         "    kc.execute('import subprocess; tool = subprocess.Popen([\"sleep\", \"600\"]); print(tool.pid)')\n"
         "    while True:\n"
-        "        msg = kc.get_iopub_msg(timeout=120)\n"
+        "        msg = run_sync(kc.get_iopub_msg)(timeout=120)\n"
         "        if msg['msg_type'] == 'stream':\n"
         "            print(km.provisioner.pid, msg['content']['text'].strip(), flush=True)\n"
         "            break\n"
         "    time.sleep(600)\n"
     )
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "TMPDIR": str(tmp_path)})
+                            env={**os.environ, "TMPDIR": str(short_tmp)})
     kernel, tool = (int(x) for x in proc.stdout.readline().split())
     assert alive(kernel) and alive(tool)
     proc.send_signal(signal.SIGKILL)

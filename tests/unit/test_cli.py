@@ -27,6 +27,69 @@ def test_clean_writes_manifests_and_a_rule_report_without_secret_values(tmp_path
     assert scan(out, values).ok
 
 
+def secrets_export(folder):
+    """An export with two Secrets (data, stringData, values in the last-applied annotation) and a ConfigMap."""
+    import base64
+
+    def b64(text):
+        return base64.b64encode(text.encode()).decode()
+
+    last_applied = json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db-credentials"},
+                               "stringData": {"password": "old-Pa55word-in-annotation"}})
+    objects = [
+        {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+         "metadata": {"name": "db-credentials", "namespace": "shop",
+                      "annotations": {"kubectl.kubernetes.io/last-applied-configuration": last_applied}},
+         "data": {"password": b64("S3cret-db-password!")}, "stringData": {"api-token": "tok-3f9c1e7a55d04b2e"}},
+        {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": "tls-cert", "namespace": "web"},
+         "data": {"key": b64("-----BEGIN PRIVATE KEY-----MIIEvQIBADAN")}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": "shop"},
+         "data": {"mode": "production"}},
+    ]
+    folder.mkdir()
+    (folder / "all.yaml").write_text(yaml.safe_dump_all(objects))
+    return folder
+
+
+def test_clean_without_a_recipient_writes_secrets_without_data_and_names_them(tmp_path, capsys):
+    export = secrets_export(tmp_path / "export")
+    out = tmp_path / "out"
+    assert main(["clean", str(export), str(out)]) == 0  # complete and safe: a warning, not a failure
+    captured = capsys.readouterr()
+    assert "2 Secret(s) written without data" in captured.out
+    notice = captured.err
+    assert notice.count("\n") == 1
+    assert notice.startswith("k3smig: warning: no --age-recipient given, so 2 Secret(s) were written")
+    assert "shop/db-credentials, web/tls-cert" in notice
+    assert f"k3smig clean {export} NEW_OUT --age-recipient age1" in notice
+    values = secret_values(read_export(export))
+    assert {b"S3cret-db-password!", b"tok-3f9c1e7a55d04b2e", b"old-Pa55word-in-annotation"} <= values
+    assert scan(out, values).ok, scan(out, values)  # no value in any form anywhere in the output folder
+    db = yaml.safe_load(next((out / "manifests").rglob("secret-db-credentials*.yaml")).read_text())
+    assert db["data"] == {"api-token": "", "password": ""} and "stringData" not in db
+    assert "--age-recipient age1" in db["metadata"]["annotations"]["k3smig.io/values-omitted"]
+    report = {r["object"]: r for r in json.loads((out / "report.json").read_text())}
+    assert "no --age-recipient" in report["Secret/shop/db-credentials"]["warnings"][0]
+    assert "warnings" not in report["ConfigMap/shop/settings"]
+
+
+def test_the_unsealed_notice_names_twenty_secrets_and_counts_the_rest(tmp_path):
+    from k3smig_lib.cleancli import unsealed_notice
+
+    notice = unsealed_notice([f"ns/s{i}" for i in range(25)], Path("export"), Path("out"))
+    assert "ns/s19 and 5 more" in notice and "ns/s20" not in notice and "so 25 Secret(s) were written" in notice
+
+
+def test_clean_with_a_recipient_names_no_secret_and_writes_no_value(tmp_path, capsys):
+    export = secrets_export(tmp_path / "export")
+    identity = pyrage.x25519.Identity.generate()
+    out = tmp_path / "out"
+    assert main(["clean", str(export), str(out), "--age-recipient", str(identity.to_public())]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "Secrets sealed for the recipient" in captured.out
+    assert scan(out, secret_values(read_export(export))).ok
+
+
 def test_clean_seals_secrets_for_an_age_recipient(tmp_path):
     identity = pyrage.x25519.Identity.generate()
     out = tmp_path / "sealed"

@@ -77,6 +77,6 @@ def test_the_clean_command_gives_the_same_tree_for_every_layout(tmp_path):
         export = tmp_path / f"in-{layout}"
         write_scale_export(export / f"all.{'json' if layout == 'json' else 'yaml'}", 600, layout)
         out = tmp_path / f"out-{layout}"
-        assert clean_export(export, out).startswith("600 objects read")
+        assert clean_export(export, out).summary.startswith("600 objects read")
         trees.append({p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()})
     assert trees[0] == trees[1] == trees[2]
