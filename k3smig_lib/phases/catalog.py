@@ -9,12 +9,40 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from k3smig_lib.core.config import Settings
 
-Status = Literal["Completed", "PartiallyFailed", "Failed"]
+
+class PhaseStatus(StrEnum):
+    """A phase's (and a run's) three outcomes, as ``phase_result.json`` and ``run.json`` record them."""
+
+    COMPLETED = "Completed"
+    PARTIALLY_FAILED = "PartiallyFailed"
+    FAILED = "Failed"
+
+
+class ReportStatus(StrEnum):
+    """The reports' one vocabulary for an outcome (a phase, a check, a release).
+
+    A ``StrEnum``: each member is its string, so JSON, CSV and tables show the same text as before.
+
+    Examples:
+        >>> ReportStatus.NOT_RUN == "NOT RUN", f"{ReportStatus.FAIL}: reason"
+        (True, 'FAIL: reason')
+    """
+
+    PASS = "PASS"
+    FAIL = "FAIL"
+    DEGRADED = "DEGRADED"
+    NOT_RUN = "NOT RUN"
+
+    @classmethod
+    def of(cls, ok: bool) -> ReportStatus:
+        """PASS or FAIL."""
+        return cls.PASS if ok else cls.FAIL
 
 PHASES = (
     "00_preflight",
@@ -35,7 +63,7 @@ RESULT_FILE = "phase_result.json"
 FINDINGS = ("errors", "warnings", "notes", "degraded")
 
 
-def report_status(result: dict[str, Any]) -> str:
+def report_status(result: dict[str, Any]) -> ReportStatus:
     """A phase's outcome in the reports' one vocabulary: FAIL, NOT RUN, DEGRADED or PASS.
 
     FAIL on any error; NOT RUN when the phase said it did nothing (with its reason); DEGRADED when it ran
@@ -43,15 +71,15 @@ def report_status(result: dict[str, Any]) -> str:
 
     Examples:
         >>> report_status({"status": "Completed", "not_run": "no VM"}), report_status({"warnings": ["w"]})
-        ('NOT RUN', 'DEGRADED')
+        (<ReportStatus.NOT_RUN: 'NOT RUN'>, <ReportStatus.DEGRADED: 'DEGRADED'>)
     """
-    if result.get("status") == "Failed" or result.get("errors"):
-        return "FAIL"
+    if result.get("status") == PhaseStatus.FAILED or result.get("errors"):
+        return ReportStatus.FAIL
     if result.get("not_run"):
-        return "NOT RUN"
+        return ReportStatus.NOT_RUN
     if result.get("degraded") or result.get("warnings"):
-        return "DEGRADED"
-    return "PASS"
+        return ReportStatus.DEGRADED
+    return ReportStatus.PASS
 
 
 def now_iso() -> str:
