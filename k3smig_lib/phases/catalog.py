@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from k3smig_lib.core.config import Settings
+from k3smig_lib.core.status import ReportStatus
+
+__all__ = ["FINDINGS", "PHASES", "RESULT_FILE", "PhaseStatus", "ReportStatus", "now_iso", "phase_dir",
+           "read_result", "report_status"]
 
 
 class PhaseStatus(StrEnum):
@@ -23,26 +27,6 @@ class PhaseStatus(StrEnum):
     PARTIALLY_FAILED = "PartiallyFailed"
     FAILED = "Failed"
 
-
-class ReportStatus(StrEnum):
-    """The reports' one vocabulary for an outcome (a phase, a check, a release).
-
-    A ``StrEnum``: each member is its string, so JSON, CSV and tables show the same text as before.
-
-    Examples:
-        >>> ReportStatus.NOT_RUN == "NOT RUN", f"{ReportStatus.FAIL}: reason"
-        (True, 'FAIL: reason')
-    """
-
-    PASS = "PASS"
-    FAIL = "FAIL"
-    DEGRADED = "DEGRADED"
-    NOT_RUN = "NOT RUN"
-
-    @classmethod
-    def of(cls, ok: bool) -> ReportStatus:
-        """PASS or FAIL."""
-        return cls.PASS if ok else cls.FAIL
 
 PHASES = (
     "00_preflight",
