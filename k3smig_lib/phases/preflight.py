@@ -254,10 +254,7 @@ class Preflight(PhaseRun):
     def capacity_chart(self) -> Any:
         """Requests against the VM: the share of each resource the migrated workloads take."""
         self.capacity()  # the table this chart draws (computed once)
-        rows = self._capacity
-        if not rows:
-            return pd.DataFrame([{"chart": "NOT RUN: the capacity table above was not computed"}])
-        return figure(capacity_figure(rows))
+        return figure(capacity_figure(self._capacity))
 
     def namespaces(self) -> pd.DataFrame:
         """Namespaces that will be migrated (after include/exclude)."""
