@@ -90,12 +90,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
+    from k3smig_lib.phases.catalog import PhaseStatus
     from k3smig_lib.runbook.rollback import rollback
 
     outcome = rollback(Path(args.run))
     print(f"rollback of {outcome.run_dir.name}: {outcome.status} ({outcome.steps} steps)")
     print(f"report: {outcome.report}")
-    return 0 if outcome.status == "Completed" else 1
+    return 0 if outcome.status == PhaseStatus.COMPLETED else 1
 
 
 def _cmd_clean(args: argparse.Namespace) -> int:

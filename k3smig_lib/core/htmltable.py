@@ -22,12 +22,14 @@ from typing import Any
 import pandas as pd
 
 from k3smig_lib.core.paths import scrub
+from k3smig_lib.core.status import ReportStatus
 
 #: The one status vocabulary of the reports (NOT RUN always comes with its reason).
-STATUSES = ("PASS", "FAIL", "DEGRADED", "NOT RUN")
+STATUSES = tuple(s.value for s in ReportStatus)
 #: Words that mean one of the statuses, as older tables and tools write them.
-_WORDS = {"pass": "PASS", "fail": "FAIL", "failed": "FAIL", "error": "FAIL", "degraded": "DEGRADED",
-          "warn": "DEGRADED", "warning": "DEGRADED", "not run": "NOT RUN"}
+_WORDS = {"pass": ReportStatus.PASS, "fail": ReportStatus.FAIL, "failed": ReportStatus.FAIL,
+          "error": ReportStatus.FAIL, "degraded": ReportStatus.DEGRADED, "warn": ReportStatus.DEGRADED,
+          "warning": ReportStatus.DEGRADED, "not run": ReportStatus.NOT_RUN}
 #: Columns whose true/false means a check passed or failed.
 CHECK_COLUMNS = ("ok", "fits", "equal", "ready")
 #: Columns read for the worst-rows-first order.
@@ -38,7 +40,8 @@ HEAD_ROWS = 15
 FOLD_ROWS = 25
 #: Longer tables are not repeated inline at all: the CSV holds them.
 MAX_INLINE_ROWS = 250
-_RANK = {"FAIL": 0, "DEGRADED": 1, "NOT RUN": 2, "PASS": 4}
+_RANK: dict[str, int] = {ReportStatus.FAIL: 0, ReportStatus.DEGRADED: 1, ReportStatus.NOT_RUN: 2,
+                         ReportStatus.PASS: 4}
 
 
 def status_word(value: Any, column: str = "") -> str:
@@ -49,14 +52,14 @@ def status_word(value: Any, column: str = "") -> str:
         ('PASS', 'DEGRADED', '')
     """
     if isinstance(value, bool) and column in CHECK_COLUMNS:
-        return "PASS" if value else "FAIL"
+        return ReportStatus.of(value).value
     text = str(value).strip()
     if text in STATUSES:
         return text
-    if text.startswith("NOT RUN") or text.lower().startswith("not run"):
-        return "NOT RUN"
-    if column in STATUS_COLUMNS:
-        return _WORDS.get(text.lower(), "")
+    if text.lower().startswith("not run"):
+        return ReportStatus.NOT_RUN.value
+    if column in STATUS_COLUMNS and text.lower() in _WORDS:
+        return _WORDS[text.lower()].value
     return ""
 
 

@@ -2,6 +2,8 @@
 
 Phases hand results to later phases only through files (``artifacts/<phase>/phase_result.json`` plus
 artifacts), never through kernel state, so any notebook can run alone, resume, or be audited later.
+Within a phase, a report cell that needs another cell's work asks for it (:func:`step` does that work
+once), so after ``start()`` the cells give the same tables in any order.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pandas as pd
 
@@ -21,7 +23,33 @@ from k3smig_lib.core.config import Settings
 from k3smig_lib.core.fsafe import atomic_write
 from k3smig_lib.core.paths import scrub
 from k3smig_lib.errors import PhaseError
-from k3smig_lib.phases.catalog import FINDINGS, RESULT_FILE, Status, now_iso, phase_dir, report_status
+from k3smig_lib.phases.catalog import FINDINGS, RESULT_FILE, PhaseStatus, now_iso, phase_dir, report_status
+
+_T = TypeVar("_T")
+_P = TypeVar("_P", bound="PhaseRun")
+
+
+def step(method: Callable[[_P], _T]) -> Callable[[_P], _T]:
+    """A report cell whose work is done once per phase object, so the cells can run in any order.
+
+    The first call does the work and keeps what it returns; a later call (the cell run again, or a cell
+    that needs this one first: a chart its table, the go/no-go every check) returns the same table without
+    doing the work again or recording its findings twice. A step that raised is tried again. ``start()``
+    again to redo a phase. While the work runs, :attr:`PhaseRun.current_step` names the step.
+    """
+    name = method.__name__
+
+    @functools.wraps(method)
+    def call(self: _P) -> _T:
+        if name not in self.done:
+            outer, self.current_step = self.current_step, name
+            try:
+                self.done[name] = method(self)
+            finally:
+                self.current_step = outer
+        return cast(_T, self.done[name])
+
+    return call
 
 
 def _located(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
@@ -66,6 +94,10 @@ class PhaseRun:
     not_run: str = ""
     #: For each finding list, the report cell (method) that added each item.
     where: dict[str, list[str]] = field(default_factory=dict)
+    #: What each :func:`step` returned, by step name (its work is done once).
+    done: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: The :func:`step` whose work runs now ("" outside one).
+    current_step: str = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -128,11 +160,11 @@ class PhaseRun:
         return self._write(name, text)
 
     @property
-    def status(self) -> Status:
+    def status(self) -> PhaseStatus:
         """Failed on any error, PartiallyFailed on warnings, else Completed."""
         if self.errors:
-            return "Failed"
-        return "PartiallyFailed" if self.warnings else "Completed"
+            return PhaseStatus.FAILED
+        return PhaseStatus.PARTIALLY_FAILED if self.warnings else PhaseStatus.COMPLETED
 
     def _where_of(self, kind: str) -> list[str]:
         """The report cell of each finding of ``kind`` ("" when it was found outside a report cell)."""

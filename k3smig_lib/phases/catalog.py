@@ -9,12 +9,24 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from k3smig_lib.core.config import Settings
+from k3smig_lib.core.status import ReportStatus
 
-Status = Literal["Completed", "PartiallyFailed", "Failed"]
+__all__ = ["FINDINGS", "PHASES", "RESULT_FILE", "PhaseStatus", "ReportStatus", "now_iso", "phase_dir",
+           "read_result", "report_status"]
+
+
+class PhaseStatus(StrEnum):
+    """A phase's (and a run's) three outcomes, as ``phase_result.json`` and ``run.json`` record them."""
+
+    COMPLETED = "Completed"
+    PARTIALLY_FAILED = "PartiallyFailed"
+    FAILED = "Failed"
+
 
 PHASES = (
     "00_preflight",
@@ -35,7 +47,7 @@ RESULT_FILE = "phase_result.json"
 FINDINGS = ("errors", "warnings", "notes", "degraded")
 
 
-def report_status(result: dict[str, Any]) -> str:
+def report_status(result: dict[str, Any]) -> ReportStatus:
     """A phase's outcome in the reports' one vocabulary: FAIL, NOT RUN, DEGRADED or PASS.
 
     FAIL on any error; NOT RUN when the phase said it did nothing (with its reason); DEGRADED when it ran
@@ -43,15 +55,15 @@ def report_status(result: dict[str, Any]) -> str:
 
     Examples:
         >>> report_status({"status": "Completed", "not_run": "no VM"}), report_status({"warnings": ["w"]})
-        ('NOT RUN', 'DEGRADED')
+        (<ReportStatus.NOT_RUN: 'NOT RUN'>, <ReportStatus.DEGRADED: 'DEGRADED'>)
     """
-    if result.get("status") == "Failed" or result.get("errors"):
-        return "FAIL"
+    if result.get("status") == PhaseStatus.FAILED or result.get("errors"):
+        return ReportStatus.FAIL
     if result.get("not_run"):
-        return "NOT RUN"
+        return ReportStatus.NOT_RUN
     if result.get("degraded") or result.get("warnings"):
-        return "DEGRADED"
-    return "PASS"
+        return ReportStatus.DEGRADED
+    return ReportStatus.PASS
 
 
 def now_iso() -> str:

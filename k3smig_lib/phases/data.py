@@ -13,6 +13,10 @@ a live K3s cluster as target), through the volume port of :mod:`k3smig_lib.backe
 7. application checks on both sides (SQLite, Grafana, Vaultwarden, Prometheus), then release: a held
    workload goes back to its replicas only when every volume it mounts is proven.
 
+Each step asks for the one before it (done once, see :func:`~k3smig_lib.phases._base.step`): a cell run
+out of order does the earlier steps first, never copies before the capacity and source checks, never
+takes the final manifest before the quiesce, never releases before the proof.
+
 Helper pods live for the phase and are deleted in every outcome (``finish``, or at kernel exit); the
 next run sweeps any a killed run left behind.
 """
@@ -45,9 +49,10 @@ from k3smig_lib.core.config import Settings
 from k3smig_lib.core.manifest import Manifest
 from k3smig_lib.core.objects import PRE_QUIESCE, Obj, get_path, pod_spec, ref
 from k3smig_lib.core.ownership import OwnershipPlan, plan_ownership
-from k3smig_lib.phases._base import PhaseRun
+from k3smig_lib.phases._base import PhaseRun, step
 from k3smig_lib.phases._charts import bar_figure
 from k3smig_lib.phases._datapath import PassRecord, Proof, copy_pass, prove
+from k3smig_lib.phases.catalog import ReportStatus
 from k3smig_lib.phases.context import open_source, open_target
 from k3smig_lib.phases.deploy import HELD_UNTIL, INTENDED, VERIFIED, desired_objects, is_singleton, release
 from k3smig_lib.show import figure, progress
@@ -196,6 +201,7 @@ class Data(PhaseRun):
                 self.skipped[v.id] = "include_loki: false: Loki's logs are not moved; it starts empty on the target"
             else:
                 self.volumes.append(v)
+        self.summary["volumes"] = len(self.volumes)
         if self.live and cfg.apply:
             self._sweep()
 
@@ -220,6 +226,7 @@ class Data(PhaseRun):
         return self._src[v.id]
 
     def _target(self, v: VolumeRef) -> TargetVolume:
+        self._plan(v)  # the plan decides who writes the target volume
         user = self.users.get(v.id, (None, ""))[0]
         if v.id not in self._dst:
             stack = ExitStack()
@@ -258,18 +265,16 @@ class Data(PhaseRun):
                  "accessModes": ", ".join(v.access_modes), "moves": "yes"} for v in self.volumes]
         rows += [{"volume": vid, "storageClass": "", "size": "", "accessModes": "", "moves": f"no: {why}"}
                  for vid, why in sorted(self.skipped.items())]
-        self.summary["volumes"] = len(self.volumes)
         return self.save_table("volumes", pd.DataFrame(rows))
 
+    @step
     def source_manifests_table(self) -> pd.DataFrame:
         """Hash every source volume in place: in a helper pod, or from its archive (nothing is copied)."""
         if (skip := self._not_read()) is not None:
             return skip
         rows = []
         for v in progress(self.volumes, desc="hashing source volumes"):
-            sv = self._source(v)
-            m = sv.manifest()
-            self.first[v.id] = m
+            sv, m = self._source(v), self._manifest(v)
             self.save_text(f"manifests/{v.namespace}__{v.claim}.source.json", m.to_json())
             rows.append({"volume": v.id, "read by": f"{sv.access.where} as {sv.access.user}", **m.totals,
                          "root_hash": m.root_hash[:20], CHECKSUMS: _checksums(v, "source")})
@@ -278,6 +283,7 @@ class Data(PhaseRun):
 
     def volume_chart(self) -> Any:
         """Bytes per volume as hashed on the source (sparse files at their apparent size)."""
+        self.source_manifests_table()  # the manifests it draws
         if not self.first:
             return pd.DataFrame([{"chart": "NOT RUN: no source volume was read (see the table above)"}])
         sizes = [int(m.totals["bytes"]) for m in self.first.values()]
@@ -292,6 +298,7 @@ class Data(PhaseRun):
             self.first[v.id] = self._source(v).manifest()
         return self.first[v.id]
 
+    @step
     def ownership(self) -> pd.DataFrame:
         """Ownership plan per volume, and who writes the target volume (root only when the plan needs it)."""
         if (skip := self._not_read()) is not None:
@@ -315,6 +322,7 @@ class Data(PhaseRun):
             self.ownership()
         return self.plans[v.id]
 
+    @step
     def capacity(self) -> pd.DataFrame:
         """Bytes per volume (sparse files at their apparent size) against the target claim and free space."""
         if (skip := self._not_read()) is not None:
@@ -337,8 +345,10 @@ class Data(PhaseRun):
                 self.errors.append(problem)
         return self.save_table("capacity", pd.DataFrame(rows), sizes=("bytes", "requested", "free"))
 
+    @step
     def first_pass(self) -> pd.DataFrame:
         """Live source, quiesce on: copy while the application runs, so the final pass has little to send."""
+        self.capacity()  # refused before any write
         if not (self.live_source and self.cfg.quiesce):
             return pd.DataFrame([{"first pass": "not needed: " + ("an archive does not change" if not
                                   self.live_source else "quiesce: false (one copy while the application runs)")}])
@@ -369,8 +379,10 @@ class Data(PhaseRun):
                 out.append((kind, ref(obj).namespace, ref(obj).name))
         return sorted(out)
 
+    @step
     def quiesce(self) -> pd.DataFrame:
         """Scale the source workloads that write the volumes to 0 (replicas recorded on them), pods waited out."""
+        self.first_pass()  # while the applications still run
         if not self.live_source:
             return pd.DataFrame([{"quiesce": "not needed: the source is an export, not a running cluster"}])
         if not self.cfg.quiesce:
@@ -388,8 +400,10 @@ class Data(PhaseRun):
             {"workload": q.workload, "replicas before": q.replicas, "scaled to 0 at": q.at,
              "state": "already at 0 (earlier run)" if q.already else "scaled to 0 now"} for q in done]))
 
+    @step
     def source_checks(self) -> pd.DataFrame:
         """SQLite integrity of the source databases (quiesced): a corrupt source stops before the final copy."""
+        self.quiesce()  # the final manifest is read after the writers stopped
         if (skip := self._not_read()) is not None:
             return skip
         rows = []
@@ -410,8 +424,10 @@ class Data(PhaseRun):
             self.final[v.id] = self._manifest(v) if sv.immutable else sv.manifest()  # a live one: read it again now
         return self.final[v.id]
 
+    @step
     def transfer(self) -> pd.DataFrame:
         """The final pass: send what differs (everything the first time, nothing on a re-run)."""
+        self.source_checks()  # with capacity, quiesce and the first pass before it
         if not self.cfg.apply:
             return pd.DataFrame([{"volume": v.id, "result": "NOT RUN: dry run: nothing written"} for v in self.volumes])
         if self.errors:
@@ -452,8 +468,10 @@ class Data(PhaseRun):
                                "it), then re-run")
         return not self.errors
 
+    @step
     def verify(self) -> pd.DataFrame:
         """Re-read every target volume from its disk and compare it entry by entry with the source."""
+        self.transfer()  # what is proven is what was copied
         if not self.cfg.apply:
             return pd.DataFrame([{"result": "NOT RUN: dry run: nothing to compare"}])
         if self.errors:
@@ -489,8 +507,10 @@ class Data(PhaseRun):
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
+    @step
     def app_checks(self) -> pd.DataFrame:
         """Application proofs on both sides: SQLite, Grafana, Vaultwarden, Prometheus blocks and config."""
+        self.verify()  # the proofs hold the target manifests
         if not self.cfg.apply:
             return pd.DataFrame([{"result": "NOT RUN: dry run: no target data to check"}])
         if self.errors:
@@ -501,7 +521,7 @@ class Data(PhaseRun):
         rows += self._prometheus_rows()
         rows += self._runner_rows()
         for row in rows:
-            if row["result"] == "FAIL":
+            if row["result"] == ReportStatus.FAIL:
                 self.errors.append(f"{row['volume']}: {row['check']} {row['detail']}")
         return self.save_table("app_checks", pd.DataFrame(rows))
 
@@ -517,11 +537,12 @@ class Data(PhaseRun):
         rows = []
         for rel in dbs:
             if not (dst / rel).is_file():
-                rows.append({"volume": v.id, "check": f"sqlite {rel}", "result": "FAIL", "detail": "missing on target"})
+                rows.append({"volume": v.id, "check": f"sqlite {rel}", "result": ReportStatus.FAIL,
+                             "detail": "missing on target"})
                 continue
             a, b = sqlite_check(src / rel), sqlite_check(dst / rel)
             diffs = compare_sqlite(a, b)
-            rows.append({"volume": v.id, "check": f"sqlite {rel}", "result": "PASS" if b.ok and not diffs else "FAIL",
+            rows.append({"volume": v.id, "check": f"sqlite {rel}", "result": ReportStatus.of(b.ok and not diffs),
                          "detail": f"integrity {b.integrity}; {len(b.tables)} tables, {sum(b.tables.values())} rows"
                          + (f"; differs: {', '.join(diffs[:3])}" if diffs else "; row counts equal")})
         return rows
@@ -533,25 +554,25 @@ class Data(PhaseRun):
             a, b = grafana_dashboards(src / "grafana.db"), grafana_dashboards(dst / "grafana.db")
             same = [(d.uid, d.version) for d in a] == [(d.uid, d.version) for d in b]
             self.save_table(f"grafana_dashboards_{v.claim}", pd.DataFrame([vars(d) for d in b]))
-            rows.append({"volume": v.id, "check": "grafana dashboards", "result": "PASS" if same else "FAIL",
+            rows.append({"volume": v.id, "check": "grafana dashboards", "result": ReportStatus.of(same),
                          "detail": f"{len(b)} dashboards; uid/version {'equal' if same else 'differ'}"})
             for key in grafana_secret_key(self.objects + self._config_objects(), self.target.list_objects(),
                                           v.namespace, v.claim):
                 rows.append({"volume": v.id, "check": "grafana secret_key",
-                             "result": "FAIL" if key.travelled is False else "PASS", "detail": key.describe()})
+                             "result": ReportStatus.of(key.travelled is not False), "detail": key.describe()})
         if (src / "db.sqlite3").is_file() and "attachments" in source.entries:
             a_files, b_files = vaultwarden_files(src / "db.sqlite3", source), vaultwarden_files(dst / "db.sqlite3",
                                                                                               target)
             ok = b_files.ok and a_files.keys == b_files.keys
             rows.append({"volume": v.id, "check": "vaultwarden keys, attachments, sends",
-                         "result": "PASS" if ok else "FAIL", "detail": b_files.describe()})
+                         "result": ReportStatus.of(ok), "detail": b_files.describe()})
             if b_files.orphans:
                 self.warnings.append(f"{v.id}: {len(b_files.orphans)} attachment files no row references")
         metas = block_meta_paths(source)
         if metas:
             a_blocks, b_blocks = prometheus_blocks(src, metas), prometheus_blocks(dst, metas)
             same = a_blocks == b_blocks and len(b_blocks) == len(metas)
-            rows.append({"volume": v.id, "check": "prometheus TSDB blocks", "result": "PASS" if same else "FAIL",
+            rows.append({"volume": v.id, "check": "prometheus TSDB blocks", "result": ReportStatus.of(same),
                          "detail": f"{len(b_blocks)} blocks, {sum(b.series for b in b_blocks)} series; ULIDs, "
                          f"time ranges and series counts {'equal' if same else 'differ'}"})
         return rows
@@ -568,8 +589,9 @@ class Data(PhaseRun):
             check = prometheus_check(path.parent / "prometheus.yml")
             fail = not check.ok or (self.cfg.require_promtool and check.tool != "promtool")
             # without promtool only the structure was checked: less than asked, so never a plain PASS
-            result = "FAIL" if fail else "PASS" if check.tool == "promtool" else "DEGRADED"
-            if result == "DEGRADED":
+            result = (ReportStatus.FAIL if fail else ReportStatus.PASS if check.tool == "promtool"
+                      else ReportStatus.DEGRADED)
+            if result == ReportStatus.DEGRADED:
                 self.degraded.append(f"{ref(obj).id}: prometheus config checked for structure only ({check.tool}): "
                                      "install promtool for the real check")
             rows.append({"volume": ref(obj).id, "check": f"prometheus config ({check.tool})",
@@ -588,12 +610,14 @@ class Data(PhaseRun):
                       "keeps its jobs, never two runners with one registration" if held else
                       "runs on the target while the source runner may still run: two runners with one registration "
                       "take each other's jobs; stop one")
-            rows.append({"volume": ref(obj).id, "check": "gitlab runner overlap", "result": "PASS" if held else "FAIL",
+            rows.append({"volume": ref(obj).id, "check": "gitlab runner overlap", "result": ReportStatus.of(held),
                          "detail": detail})
         return rows
 
+    @step
     def release(self) -> pd.DataFrame:
         """Scale held workloads back to their recorded replicas once every volume they mount is proven."""
+        self.app_checks()  # the proofs and the application checks decide
         rows, releasing = [], []
         for obj in self.objects:
             ann = (obj.get("metadata") or {}).get("annotations") or {}
@@ -607,7 +631,7 @@ class Data(PhaseRun):
                    f"held at 0 replicas: volumes not proven: {', '.join(unproven)}" if unproven else
                    "held at 0 replicas: the phase has errors (see above)")
             rows.append({"workload": ref(obj).id, "claims": ", ".join(needed), "replicas": ann[INTENDED],
-                         "released": "PASS" if ok else f"NOT RUN: {why}"})
+                         "released": ReportStatus.PASS if ok else f"{ReportStatus.NOT_RUN}: {why}"})
             if ok:
                 releasing.append(release(obj))
         if releasing:
@@ -648,6 +672,7 @@ class Data(PhaseRun):
 
     def helpers(self) -> pd.DataFrame:
         """Who read and wrote each volume (helper pod or folder, user and why)."""
+        self.release()  # every volume session the phase opens is open by then
         rows = [vars(s.access) | {"volume": vid} for vid, s in self._src.items()]
         rows += [vars(t.access) | {"volume": vid, "why": self.users.get(vid, (None, ""))[1] or t.access.why}
                  for vid, t in self._dst.items()]

@@ -18,7 +18,7 @@ import pandas as pd
 from k3smig_lib.backends.base import ApplyResult, Target
 from k3smig_lib.core.config import Settings
 from k3smig_lib.core.objects import Obj, get_path, pod_spec, ref
-from k3smig_lib.phases._base import PhaseRun
+from k3smig_lib.phases._base import PhaseRun, step
 from k3smig_lib.phases.context import open_target
 from k3smig_lib.phases.export import read_cleaned
 
@@ -110,6 +110,7 @@ class Deploy(PhaseRun):
         self.target = open_target(cfg)
         self.objects, self.held_rows = desired_objects(cfg, self.target)
 
+    @step
     def plan(self) -> pd.DataFrame:
         """What applying would do, object by object, in apply order (a dry run of the target)."""
         result = self.target.apply(self.objects, dry_run=True, existing=self.cfg.existing)
@@ -122,7 +123,7 @@ class Deploy(PhaseRun):
 
     def plan_summary(self) -> pd.DataFrame:
         """Planned actions per kind."""
-        frame = pd.read_csv(self.dir / "plan.csv")
+        frame = self.plan().copy()
         frame["kind"] = frame["ref_id"].str.split("/").str[0]
         return frame.groupby(["kind", "action"]).size().rename("objects").reset_index()
 
@@ -130,8 +131,10 @@ class Deploy(PhaseRun):
         """Workloads kept at 0 replicas until their volumes are verified."""
         return self.save_table("held_workloads", pd.DataFrame(self.held_rows))
 
+    @step
     def apply(self) -> pd.DataFrame:
         """Write the objects (only with ``apply: true`` and no conflict)."""
+        self.plan()  # its conflicts stop the apply
         if not self.cfg.apply:
             return pd.DataFrame([{"result": "dry run: nothing written (set apply: true)"}])
         if self.errors:
@@ -146,6 +149,7 @@ class Deploy(PhaseRun):
 
     def readiness(self) -> pd.DataFrame:
         """Live target: wait until the workloads that run now are Ready (held ones are waited for in phase 70)."""
+        self.apply()  # what it waits for
         if self.cfg.target_kind != "cluster" or not self.cfg.apply or self.errors:
             return pd.DataFrame([{"readiness": "not waited: nothing runs in a directory target or a dry run"}])
         frame = readiness_table(self.target, self.objects, timeout=300)

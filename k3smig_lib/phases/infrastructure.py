@@ -29,7 +29,7 @@ from k3smig_lib.infra.render import (
     render_tfvars,
 )
 from k3smig_lib.infra.ssh_key import ensure_ssh_key
-from k3smig_lib.phases._base import PhaseRun
+from k3smig_lib.phases._base import PhaseRun, step
 from k3smig_lib.phases.catalog import phase_dir
 from k3smig_lib.show import code
 
@@ -75,6 +75,7 @@ class Provision(PhaseRun):
         self.save_text("commands.sh", "\n".join(cmds) + "\n")
         return code("\n".join(cmds), "sh")
 
+    @step
     def plan(self) -> pd.DataFrame:
         """A real ``plan`` when a binary and credentials are present; otherwise say why not."""
         binary = shutil.which("tofu") or shutil.which("terraform")
@@ -89,8 +90,10 @@ class Provision(PhaseRun):
         self.summary.update({"adds": summary.adds, "changes": summary.changes, "destroys": summary.destroys})
         return self.save_table("plan_summary", pd.DataFrame(summary.rows))
 
+    @step
     def apply(self) -> pd.DataFrame:
         """``apply`` of the saved plan, only with ``provision: true``; else the outputs of an earlier apply."""
+        self.plan()  # the plan first: it may find the phase cannot run; real outputs then say it did
         binary = shutil.which("tofu") or shutil.which("terraform")
         if self.cfg.provision:
             self.outputs = tf_driver.apply(ENV_DIR, binary=binary)
@@ -109,6 +112,7 @@ class Provision(PhaseRun):
 
     def inventory(self) -> Markdown:
         """The Ansible inventory rendered from the outputs (what phase 20 reads)."""
+        self.apply()  # the outputs it is rendered from
         text = render_inventory(self.outputs or placeholder_outputs(self.vm), self.vm)
         self.save_text("inventory.yml", text)
         return code(text, "yaml")

@@ -20,12 +20,15 @@ from k3smig_lib.core.objects import Obj, get_path, ref
 from k3smig_lib.core.probes import probe
 from k3smig_lib.errors import K3sMigError
 from k3smig_lib.k8s import handover
-from k3smig_lib.phases._base import PhaseRun
+from k3smig_lib.phases._base import PhaseRun, step
+from k3smig_lib.phases.catalog import ReportStatus
 from k3smig_lib.phases.context import source_ref, target_ref
 from k3smig_lib.phases.cutover import Handover, addresses, outside_plan, switch
 from k3smig_lib.phases.deploy import HELD_UNTIL, INTENDED, is_singleton
 
 EXTERNAL_DNS_TTL = "external-dns.alpha.kubernetes.io/ttl"
+#: The steps that record go/no-go checks, in the order the go/no-go table lists their checks.
+CHECK_STEPS = ("annotations", "certificates", "dns_plan", "probes", "go_no_go")
 
 
 def handover_of(cfg: Settings, hosts: list[str]) -> Handover:
@@ -46,7 +49,8 @@ class NetworkLive(PhaseRun):
     tls: dict[str, Obj]
     objects: list[Obj]
     address: str
-    checks: list[dict[str, Any]]
+    #: Go/no-go checks by the step that recorded them (see :attr:`checks`).
+    checks_by_step: dict[str, list[dict[str, Any]]]
     zone: list[Record]
 
     def check(self, name: str, ok: bool | None, detail: str) -> None:  # pragma: no cover - see Network
@@ -58,10 +62,17 @@ class NetworkLive(PhaseRun):
         raise NotImplementedError
 
     @property
+    def checks(self) -> list[dict[str, Any]]:
+        """Every go/no-go check, in step order whatever order the cells ran in."""
+        order = [*CHECK_STEPS, *sorted(set(self.checks_by_step) - set(CHECK_STEPS))]
+        return [c for name in order for c in self.checks_by_step.get(name, [])]
+
+    @property
     def live(self) -> bool:
         """True when the target is a live cluster (a directory target has no ingress, no DNS to switch)."""
         return bool(self.cfg.target_kind == "cluster")
 
+    @step
     def dns_plan(self) -> pd.DataFrame:
         """Records the cutover moves: current answer, TTL and owner; address and owner after; the TTL plan."""
         hosts, cfg = self.hosts(), self.cfg
@@ -105,8 +116,10 @@ class NetworkLive(PhaseRun):
         self.summary["hosts"] = len(hosts)
         return self.save_table("dns_plan", pd.DataFrame(rows))
 
+    @step
     def probes(self) -> pd.DataFrame:
         """HTTPS to the target ingress with SNI and Host set, compared with the same probe through the source."""
+        self.dns_plan()  # the zone it read: where the source answers
         cfg = self.cfg
         rows: list[dict[str, Any]] = []
         tls_hosts = {h: f"Secret/{ref(i).namespace}/{t.get('secretName', '')}" for i in self.ingresses
@@ -130,7 +143,7 @@ class NetworkLive(PhaseRun):
                          "serial served": t.serial, "serial migrated": want, "status": t.status,
                          "body sha256": t.body_sha256, "source address": source_at,
                          "source status": s.status if s else "", "source body sha256": s.body_sha256 if s else "",
-                         "result": "PASS" if ok else "FAIL", "error": t.error or (s.error if s else "")})
+                         "result": ReportStatus.of(ok), "error": t.error or (s.error if s else "")})
             self.check(f"probe {host}", ok, f"{target_at} serial {t.serial or '-'} status {t.status} vs source "
                        f"{source_at or '-'} status {s.status if s else '-'}")
         if not rows or not self.live:
@@ -138,25 +151,30 @@ class NetworkLive(PhaseRun):
         self.summary["probed addresses"] = sorted({r["target address"] for r in rows if r.get("target address")})
         return self.save_table("probes", pd.DataFrame(rows))
 
+    @step
     def go_no_go(self) -> pd.DataFrame:
         """Every check with its result, and the decision (written to ``go_no_go.json``)."""
+        for name in CHECK_STEPS[:-1]:  # every step that records a check, each done once
+            getattr(self, name)()
         self.check("live target", self.live or None, "cluster" if self.live else "directory target: nothing to switch")
         self.check("target address known", bool(self.address) if self.live else None, self.address or "unknown")
-        failed = [c["check"] for c in self.checks if c["result"] == "FAIL"]
+        failed = [c["check"] for c in self.checks if c["result"] == ReportStatus.FAIL]
         decision = "go" if self.live and not failed else "no-go"
         self.save_json("go_no_go.json", {"decision": decision, "failed": failed, "checks": self.checks})
         self.summary["go/no-go"] = decision + (f" ({', '.join(failed)})" if failed else "")
         return self.save_table("go_no_go", pd.DataFrame(self.checks))
 
+    @step
     def cutover(self) -> pd.DataFrame:
         """Switch DNS to the target (only on go with ``apply`` and ``cutover``); every step recorded."""
+        self.go_no_go()  # never a switch without the decision
         cfg = self.cfg
         if not (self.live and cfg.apply and cfg.cutover):
             why = ("directory target" if not self.live else "dry run (apply: false)" if not cfg.apply
                    else "cutover: false (plan only)")
             self.summary["cutover"] = f"not run: {why}"
             return self.save_table("cutover_steps", pd.DataFrame([{"step": "cutover", "result": f"not run: {why}"}]))
-        failed = [c["check"] for c in self.checks if c["result"] == "FAIL"]
+        failed = [c["check"] for c in self.checks if c["result"] == ReportStatus.FAIL]
         if failed:
             self.errors.append(f"cutover refused: no-go ({', '.join(failed)})")
             return self.save_table("cutover_steps", pd.DataFrame([{"step": "cutover", "result": "refused: no-go"}]))

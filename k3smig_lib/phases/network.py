@@ -22,7 +22,8 @@ from k3smig_lib.core.config import Settings
 from k3smig_lib.core.nginxannot import nginx_annotations
 from k3smig_lib.core.objects import Obj, annotations_of, get_path, ref
 from k3smig_lib.core.order import sort_for_apply
-from k3smig_lib.phases.catalog import read_result
+from k3smig_lib.phases._base import step
+from k3smig_lib.phases.catalog import ReportStatus, read_result
 from k3smig_lib.phases.context import cleaned, open_source, open_target
 from k3smig_lib.phases.export import read_cleaned
 from k3smig_lib.phases.netlive import NetworkLive
@@ -68,15 +69,15 @@ class Network(NetworkLive):
         self.certs = [c.original for c in cleaned(cfg, open_source(cfg)).objects if c.ref.kind == "Certificate"]
         self.shim = {ref(c).id for c in self.certs if ref(c).id not in kept}
         self.predictions: list[Prediction] = []
-        self.checks: list[dict[str, Any]] = []
+        self.checks_by_step: dict[str, list[dict[str, Any]]] = {}
         infra = read_result(cfg, "10_provision_infrastructure") or {}
         self.address = cfg.ingress_address or str((infra.get("summary") or {}).get("public_ip", "") or "")
         self.summary["ingress controller"] = cfg.ingress_controller
 
     def check(self, name: str, ok: bool | None, detail: str) -> None:
-        """One go/no-go check (``None``: not applicable here, never blocks)."""
-        self.checks.append({"check": name, "result": "n/a" if ok is None else ("PASS" if ok else "FAIL"),
-                            "detail": detail})
+        """One go/no-go check (``None``: not applicable here, never blocks), kept with the step that made it."""
+        self.checks_by_step.setdefault(self.current_step, []).append(
+            {"check": name, "result": "n/a" if ok is None else ReportStatus.of(ok), "detail": detail})
 
     def hosts(self) -> list[str]:
         """Every Ingress host in the managed zone, sorted."""
@@ -103,6 +104,7 @@ class Network(NetworkLive):
                                  "fixes); plan the move to K3s's Traefik (ingress_controller: traefik)")
         return self.save_table("ingresses", pd.DataFrame(rows))
 
+    @step
     def annotations(self) -> pd.DataFrame:
         """Every ``nginx.ingress.kubernetes.io/*`` annotation: supported, needs a middleware (which), unsupported."""
         rows = []
@@ -151,6 +153,7 @@ class Network(NetworkLive):
                                  "ACME account")
         return self.save_table("certificate_order", pd.DataFrame(rows))
 
+    @step
     def certificates(self) -> pd.DataFrame:
         """Per Certificate: kept or "will re-issue: <reason>", serial, expiry; Let's Encrypt's weekly limit."""
         now = clock(self.cfg)

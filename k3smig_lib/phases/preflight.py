@@ -29,7 +29,7 @@ from k3smig_lib.core.lint import (
 from k3smig_lib.core.objects import ref
 from k3smig_lib.core.quantity import gib
 from k3smig_lib.errors import K3sMigError
-from k3smig_lib.phases._base import PhaseRun
+from k3smig_lib.phases._base import PhaseRun, step
 from k3smig_lib.phases._charts import capacity_figure
 from k3smig_lib.phases.context import clean_options, open_source, open_target, selected_objects
 from k3smig_lib.show import figure
@@ -77,6 +77,7 @@ class Preflight(PhaseRun):
         except K3sMigError as e:  # keep going: the permissions table below says what is missing
             self.errors.append(f"source: {e}")
             self.objects = []
+        self._capacity: list[dict[str, Any]] = []
 
     def tools(self) -> pd.DataFrame:
         """Tools found on this machine and which phase needs them."""
@@ -220,6 +221,7 @@ class Preflight(PhaseRun):
                                  "(ingress_controller: traefik) unless an annotation needs NGINX itself")
         return self.save_table("compatibility", pd.DataFrame([vars(r) for r in risks]))
 
+    @step
     def capacity(self) -> pd.DataFrame:
         """What the migrated workloads request against the planned VM (after K3s and the platform add-ons)."""
         cpu, mem, pvc = requested(clean_objects(self.objects, clean_options(self.cfg)))
@@ -251,10 +253,8 @@ class Preflight(PhaseRun):
 
     def capacity_chart(self) -> Any:
         """Requests against the VM: the share of each resource the migrated workloads take."""
-        rows = getattr(self, "_capacity", None) or []
-        if not rows:
-            return pd.DataFrame([{"chart": "NOT RUN: the capacity table above was not computed"}])
-        return figure(capacity_figure(rows))
+        self.capacity()  # the table this chart draws (computed once)
+        return figure(capacity_figure(self._capacity))
 
     def namespaces(self) -> pd.DataFrame:
         """Namespaces that will be migrated (after include/exclude)."""

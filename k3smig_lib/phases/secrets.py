@@ -17,7 +17,7 @@ from k3smig_lib.core.objects import Obj, annotations_of, ref
 from k3smig_lib.core.sealing import VALUES_OMITTED
 from k3smig_lib.core.secrets import Fingerprinter, compare_ledgers, ledger_rows
 from k3smig_lib.errors import ParameterError
-from k3smig_lib.phases._base import PhaseRun
+from k3smig_lib.phases._base import PhaseRun, step
 from k3smig_lib.phases.context import cleaned, open_source, open_target, selected_objects
 from k3smig_lib.phases.export import read_cleaned
 
@@ -116,6 +116,7 @@ class Secrets(PhaseRun):
         self.summary["keys skipped"] = int((frame["action"] == "skip").sum()) if not frame.empty else 0
         return self.save_table("ledger_source", frame)
 
+    @step
     def platform_secrets(self) -> pd.DataFrame:
         """Registry pull Secret and external-dns credentials, built from environment variables."""
         rows = []
@@ -155,8 +156,10 @@ class Secrets(PhaseRun):
         """Which credential variables are set (names only, never values)."""
         return pd.DataFrame(credentials_status(["SCW_ACCESS_KEY", "SCW_SECRET_KEY", "SCW_DEFAULT_PROJECT_ID"]))
 
+    @step
     def apply(self) -> pd.DataFrame:
         """Write the Secrets (and the namespaces they live in, first) to the target; in dry run, only plan."""
+        self.platform_secrets()  # built from the environment: written with the migrated ones
         result = self.target.apply(self._namespaces() + self.platform + self.to_migrate, dry_run=not self.cfg.apply,
                                    existing=self.cfg.existing)
         frame = pd.DataFrame([vars(i) for i in result.items]).drop(columns=["sha256"], errors="ignore")
@@ -173,6 +176,7 @@ class Secrets(PhaseRun):
 
     def verify(self) -> pd.DataFrame:
         """Compare source and target fingerprints key by key."""
+        self.apply()  # what is compared is what apply wrote
         if not self.cfg.apply:
             return pd.DataFrame([{"check": "target fingerprints", "result": "not run: dry run"}])
         frame = pd.DataFrame(fingerprint_comparison(self.target, self.to_migrate, self.fp, source_secrets(self.cfg)))

@@ -19,14 +19,20 @@ from k3smig_lib.core.nginxannot import annotation_risks
 from k3smig_lib.core.objects import Obj, get_path, ref
 from k3smig_lib.core.ownership import OwnershipPlan
 from k3smig_lib.core.secrets import Fingerprinter
-from k3smig_lib.phases._base import PhaseRun
+from k3smig_lib.phases._base import PhaseRun, step
 from k3smig_lib.phases._datapath import compare_volume
-from k3smig_lib.phases.catalog import FINDINGS, PHASES, phase_dir, read_result, report_status
+from k3smig_lib.phases.catalog import FINDINGS, PHASES, ReportStatus, phase_dir, read_result, report_status
 from k3smig_lib.phases.context import cleaned, open_source, open_target
 from k3smig_lib.phases.export import read_cleaned
 from k3smig_lib.phases.secrets import GOOD, fingerprint_comparison, migrated_secrets
 
 PHASE = "90_validate_migration"
+#: The steps that each check one area, in the order the verdict lists the areas.
+AREA_STEPS = ("objects", "health", "secrets", "volumes", "apps", "phases")
+#: The areas of the verdict (a directory target has no health check), in that order.
+AREAS = ("objects", "health", "secrets", "volumes", "applications", "phases")
+PASS_WITH_NOTES = f"{ReportStatus.PASS} with notes"
+PLAN_ONLY = "PLAN ONLY"
 
 
 class Validate(PhaseRun):
@@ -40,6 +46,7 @@ class Validate(PhaseRun):
         self.skipped: dict[str, str] = {}
         self.live_data = cfg.target_kind == "cluster" or cfg.source_kind == "cluster"
 
+    @step
     def objects(self) -> pd.DataFrame:
         """Objects per namespace/kind: exported, dropped (with rule IDs), expected, found on the target."""
         report = cleaned(self.cfg, self.source)
@@ -71,6 +78,7 @@ class Validate(PhaseRun):
         self.checks["objects"] = bool(frame["ok"].all()) if not frame.empty else False
         return self.save_table("objects", frame)
 
+    @step
     def health(self) -> pd.DataFrame:
         """On a live target: workloads ready, claims bound (or waiting for their first consumer), ingresses."""
         if self.cfg.target_kind != "cluster":
@@ -136,12 +144,14 @@ class Validate(PhaseRun):
             present.setdefault(ref(obj).id, (ref(obj).namespace, ref(obj).kind))
         return Counter(present.values())
 
+    @step
     def secrets(self) -> pd.DataFrame:
         """Secret fingerprints per key, source against target."""
         frame = pd.DataFrame(fingerprint_comparison(self.target, migrated_secrets(self.cfg), Fingerprinter.from_env()))
         self.checks["secrets"] = bool(frame["status"].isin(GOOD).all()) if not frame.empty else True
         return self.save_table("secrets", frame)
 
+    @step
     def volumes(self) -> pd.DataFrame:
         """Target volumes re-read from their disk (helper pod or folder) against the source manifests of phase 70."""
         if self.live_data and not self.cfg.apply:
@@ -190,51 +200,71 @@ class Validate(PhaseRun):
         return OwnershipPlan(volume_id, [], int(uid) if uid else None, int(gid) if gid else None,
                              "pod securityContext", "chown" if row["action"] == "chown" else "preserve", "")
 
+    @step
     def apps(self) -> pd.DataFrame:
         """Application checks recorded by phase 70."""
         path = phase_dir(self.cfg, "70_migrate_data") / "app_checks.csv"
         frame = pd.read_csv(path) if path.is_file() else pd.DataFrame()
-        self.checks["applications"] = bool(len(frame)) and bool(frame.get("result").isin(["PASS", "DEGRADED"]).all())
+        passed = (ReportStatus.PASS, ReportStatus.DEGRADED)
+        self.checks["applications"] = bool(len(frame)) and bool(frame.get("result").isin(passed).all())
         if len(frame):
             self.degraded += [f"{r['volume']}: {r['check']} ran with less than asked" for _, r in frame.iterrows()
-                              if r["result"] == "DEGRADED"]
+                              if r["result"] == ReportStatus.DEGRADED]
         return self.save_table("apps", frame)
 
+    @step
     def phases(self) -> pd.DataFrame:
         """Outcome of every earlier phase of this run, as each phase recorded it (counts are its own lists)."""
         rows: list[dict[str, object]] = []
         for name in PHASES[:-1]:
             res = read_result(self.cfg, name)
             if res is None:
-                rows.append({"phase": name, "status": "NOT RUN: not run in this run folder"})
+                rows.append({"phase": name, "status": f"{ReportStatus.NOT_RUN}: not run in this run folder"})
                 continue
-            status = res.get("report_status") or report_status(res)
+            status = str(res.get("report_status") or report_status(res))
             row: dict[str, object] = {"phase": name,
                                       "status": status + (f": {res['not_run']}" if res.get("not_run") else "")}
             rows.append({**row, **{kind: len(res.get(kind) or []) for kind in FINDINGS}})
-            if status == "DEGRADED":
+            if status == ReportStatus.DEGRADED:
                 self.degraded.append(f"phase {name} is DEGRADED (see its report)")
         frame = pd.DataFrame(rows)
-        self.checks["phases"] = not any(str(s).startswith("FAIL") for s in frame["status"]) and all(
+        self.checks["phases"] = not any(str(s).startswith(ReportStatus.FAIL) for s in frame["status"]) and all(
             read_result(self.cfg, name) is not None for name in PHASES[:-1])
         return self.save_table("phases", frame)
 
+    @step
     def verdict(self) -> pd.DataFrame:
-        """PASS only when every area passed; the reasons otherwise."""
-        verdict = "PASS" if self.checks and all(self.checks.values()) else "FAIL"
-        if verdict == "PASS" and self.degraded:  # listed in the summary: what ran with less than asked
-            verdict = "PASS with notes"
-        if not self.cfg.apply:
-            verdict = "PLAN ONLY"
+        """PASS only when every area passed; the reasons otherwise (each area is checked first, once)."""
+        for name in AREA_STEPS:
+            getattr(self, name)()
+        verdict = verdict_of(self.checks, self.degraded, apply=self.cfg.apply)
         self.summary["verdict"] = verdict
-        marks = {k: "PASS" if v else "FAIL" for k, v in self.checks.items()}
-        marks.update({k: f"NOT RUN: {why}" for k, why in self.skipped.items()})
+        checks = {k: self.checks[k] for k in AREAS if k in self.checks}  # the areas' order, whatever the cells'
+        marks: dict[str, str] = {k: ReportStatus.of(v) for k, v in checks.items()}
+        marks.update({k: f"{ReportStatus.NOT_RUN}: {why}" for k, why in self.skipped.items()})
         self.summary.update({f"check: {k}": v for k, v in marks.items()})
-        if verdict == "FAIL":
+        if verdict == ReportStatus.FAIL:
             self.errors.append("failed checks: " + ", ".join(k for k, v in self.checks.items() if not v))
-        self.save_json("verdict.json", {"verdict": verdict, "checks": self.checks, "not checked": self.skipped,
+        self.save_json("verdict.json", {"verdict": verdict, "checks": checks, "not checked": self.skipped,
                                         "degraded": self.degraded})
         return pd.DataFrame([{"verdict": verdict, **marks}])
+
+
+def verdict_of(checks: dict[str, bool], degraded: list[str], *, apply: bool) -> str:
+    """The run's verdict from the areas checked.
+
+    PASS when every area passed (with notes when something ran with less than asked), FAIL when any failed
+    or none was checked, PLAN ONLY in a dry run (nothing was written, so nothing is judged).
+
+    Examples:
+        >>> verdict_of({"objects": True}, ["promtool missing"], apply=True), verdict_of({}, [], apply=True)
+        ('PASS with notes', <ReportStatus.FAIL: 'FAIL'>)
+    """
+    if not apply:
+        return PLAN_ONLY
+    if not checks or not all(checks.values()):
+        return ReportStatus.FAIL
+    return PASS_WITH_NOTES if degraded else ReportStatus.PASS
 
 
 def start(cfg: Settings) -> Validate:

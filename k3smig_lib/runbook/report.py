@@ -26,7 +26,7 @@ import nbformat
 from nbconvert import HTMLExporter
 
 from k3smig_lib.core.fsafe import atomic_write
-from k3smig_lib.phases.catalog import FINDINGS, RESULT_FILE, report_status
+from k3smig_lib.phases.catalog import FINDINGS, RESULT_FILE, PhaseStatus, report_status
 from k3smig_lib.runbook.failure import ERROR_CELL_TAG, Failure
 
 #: The one style sheet of every page (kept small: it is inlined in each report).
@@ -234,7 +234,8 @@ def render_phase(run_dir: Path, phase: str, facts: dict[str, Any]) -> str:
     nb = nbformat.read(str(run_dir / f"{phase}.ipynb"), as_version=4)
     result_file = run_dir / "artifacts" / phase / RESULT_FILE
     result: dict[str, Any] = json.loads(result_file.read_text()) if result_file.is_file() else {
-        "status": "Failed", "errors": ["the phase wrote no result: its notebook stopped before the outcome cell"]}
+        "status": PhaseStatus.FAILED,
+        "errors": ["the phase wrote no result: its notebook stopped before the outcome cell"]}
     title = phase_title(phase, nb)
     status = result.get("report_status") or report_status(result)
     times = [("phase started (UTC)", esc(result.get("started", ""))),

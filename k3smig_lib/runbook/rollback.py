@@ -29,7 +29,7 @@ from k3smig_lib.errors import K3sMigError, PhaseError
 from k3smig_lib.k8s import handover
 from k3smig_lib.k8s.client import Kube
 from k3smig_lib.k8s.quiesce import restore
-from k3smig_lib.phases.catalog import now_iso, phase_dir
+from k3smig_lib.phases.catalog import PhaseStatus, now_iso, phase_dir
 from k3smig_lib.phases.context import source_ref, target_ref
 from k3smig_lib.phases.cutover import switch
 from k3smig_lib.phases.deploy import HELD_UNTIL
@@ -45,7 +45,7 @@ class RollbackOutcome:
     """What ``k3smig rollback`` prints."""
 
     run_dir: Path
-    status: str
+    status: PhaseStatus
     steps: int
     report: Path
 
@@ -60,7 +60,7 @@ def _restore_quiesced(kube: Kube, h: Any) -> None:
                                      "0", f"{replicas} replicas"))
 
 
-def _report(run_dir: Path, status: str, steps: list[dict[str, Any]], summary: dict[str, Any]) -> Path:
+def _report(run_dir: Path, status: PhaseStatus, steps: list[dict[str, Any]], summary: dict[str, Any]) -> Path:
     frame = pd.DataFrame(steps)
     atomic_write(run_dir, f"{FOLDER}/rollback_steps.csv", frame.to_csv(index=False))
     atomic_write(run_dir, f"{FOLDER}/rollback.json",
@@ -90,7 +90,7 @@ def rollback(run_dir: Path, *, timeout: float | None = None) -> RollbackOutcome:
     h = handover_of(cfg, list(plan["hosts"]))
     source, target = Kube.of(source_ref(cfg)), Kube.of(target_ref(cfg))
     ns, name = h.external_dns
-    started, t0, status, errors = now_iso(), time.monotonic(), "Completed", []
+    started, t0, status, errors = now_iso(), time.monotonic(), PhaseStatus.COMPLETED, []
     try:
         for kind, rns, rname in plan["runners"]:  # the target's runner stops before the source's starts
             h.note(handover.set_replicas(target, "target", kind, rns, rname, 0, {HELD_UNTIL: "cutover"}))
@@ -102,14 +102,14 @@ def rollback(run_dir: Path, *, timeout: float | None = None) -> RollbackOutcome:
         h.note(handover.start(target, "target", "Deployment", ns, name))
         _restore_quiesced(source, h)
     except K3sMigError as e:
-        status, errors = "Failed", [str(e)]
+        status, errors = PhaseStatus.FAILED, [str(e)]
     steps = [asdict(s) for s in h.steps]
     summary = {"hosts": ", ".join(plan["hosts"]), "records point back to": json.dumps(plan["before"]),
                "steps": len(steps), "errors": "; ".join(errors) or "none"}
     report = _report(run_dir, status, steps, summary)
     leaks = scan(run_dir, env_values())
     if not leaks.ok:
-        status, errors = "Failed", [*errors, f"leak gate: {leaks.summary()}"]
+        status, errors = PhaseStatus.FAILED, [*errors, f"leak gate: {leaks.summary()}"]
     record = {"phase": "rollback", "status": status, "started": started, "seconds": round(time.monotonic() - t0, 2),
               "summary": {"steps": [f"{s['cluster']}: {s['action']} {s['workload']}: {s['before']} → {s['after']}"
                                     for s in steps]}, "errors": errors, "warnings": []}

@@ -40,7 +40,7 @@ from k3smig_lib.core.paths import scrub, shown
 from k3smig_lib.core.secrets import RUN_KEY_ENV
 from k3smig_lib.errors import K3sMigError, ParameterError, PhaseError
 from k3smig_lib.log import logger
-from k3smig_lib.phases.catalog import PHASES, RESULT_FILE, now_iso, phase_dir, report_status
+from k3smig_lib.phases.catalog import PHASES, RESULT_FILE, PhaseStatus, now_iso, phase_dir, report_status
 from k3smig_lib.phases.context import open_source, open_target, target_ref
 from k3smig_lib.runbook.failure import Failure, failure_of, redact_error_outputs
 from k3smig_lib.runbook.index import write_index
@@ -63,7 +63,7 @@ class RunOutcome:
     """Where the run is and how it ended."""
 
     run_dir: Path
-    status: str
+    status: PhaseStatus
     verdict: str
     failed_phase: str = ""
     digest: str = ""
@@ -72,7 +72,7 @@ class RunOutcome:
     @property
     def exit_code(self) -> int:
         """0 Completed, 3 PartiallyFailed, 1 Failed (non-zero for both, as the safety model asks)."""
-        return {"Completed": 0, "PartiallyFailed": 3}.get(self.status, 1)
+        return {PhaseStatus.COMPLETED: 0, PhaseStatus.PARTIALLY_FAILED: 3}.get(self.status, 1)
 
 
 def select_phases(spec: str | None) -> list[str]:
@@ -223,8 +223,8 @@ class Runner:
         result = json.loads(result_path.read_text()) if result_path.is_file() else {}
         if failure is not None:
             result = {**result, "phase": phase, "failure": failure.to_json()}
-            if result.get("status") != "Failed":  # a cell raised before the phase could record it
-                result.update(status="Failed", errors=[*result.get("errors", []), error])
+            if result.get("status") != PhaseStatus.FAILED:  # a cell raised before the phase could record it
+                result.update(status=PhaseStatus.FAILED, errors=[*result.get("errors", []), error])
             result["report_status"] = report_status(result)
             atomic_write(self.run_dir, f"artifacts/{phase}/{RESULT_FILE}",
                          json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
@@ -233,7 +233,8 @@ class Runner:
             write_phase_report(self.run_dir, phase, self.header)
         timing["html"] = round(time.monotonic() - t_html, 2)
         record = PhaseRecord(
-            phase=phase, status="Failed" if error else result.get("status", "Failed"), started=started,
+            phase=phase, status=PhaseStatus.FAILED if error else result.get("status", PhaseStatus.FAILED),
+            started=started,
             seconds=round(time.monotonic() - t0, 2), timing=timing, summary=result.get("summary", {}),
             errors=result.get("errors") or ([error] if error else []), warnings=result.get("warnings", []),
             notes=result.get("notes", []), degraded=result.get("degraded", []), not_run=result.get("not_run", ""),
@@ -316,7 +317,7 @@ class Runner:
                 self._gate(values)
                 self._save()
                 print(f"[k3smig] {phase}: {record['status']} ({record['seconds']} s)", flush=True)
-                if record["status"] == "Failed":
+                if record["status"] == PhaseStatus.FAILED:
                     failed = phase
                     break
         return self._close(failed)
@@ -342,7 +343,8 @@ class Runner:
 
     def _close(self, failed: str) -> RunOutcome:
         latest = {r["phase"]: r["status"] for r in self.records}
-        status = "Failed" if failed else ("PartiallyFailed" if "PartiallyFailed" in latest.values() else "Completed")
+        status = (PhaseStatus.FAILED if failed else PhaseStatus.PARTIALLY_FAILED
+                  if PhaseStatus.PARTIALLY_FAILED in latest.values() else PhaseStatus.COMPLETED)
         verdict = self._verdict()
         self.header.update({"status": status, "finished": now_iso(), "verdict": verdict, "failed_phase": failed})
         self.header["signing"] = signing_facts(write_public_key(self.run_dir))
@@ -413,7 +415,7 @@ def resume(run_dir: Path, phases: str | None = None) -> RunOutcome:
     """
     ledger = read_ledger(run_dir)
     records = list(ledger.get("phases", []))
-    done = [r["phase"] for r in records if r["status"] in ("Completed", "PartiallyFailed")]
+    done = [r["phase"] for r in records if r["status"] in (PhaseStatus.COMPLETED, PhaseStatus.PARTIALLY_FAILED)]
     selected = list(ledger.get("phases_selected", PHASES))
     if phases:
         selected = [p for p in PHASES if p in selected or p in select_phases(phases)]
