@@ -36,6 +36,8 @@ from k3smig_lib.sandbox.userform import NO_BACKEND_KINDS, fake_node, user_form
 SKIPPED_KINDS = NO_BACKEND_KINDS | {"ComponentStatus"}
 _FIRST = {"Namespace": 1, "Node": 1, "ServiceAccount": 2, "StorageClass": 2, "PriorityClass": 2}
 _SA_UID = "kubernetes.io/service-account.uid"
+#: Create attempts per object (about 25 s in all): a loaded API server's caches can lag seconds behind.
+_ATTEMPTS = 12
 
 
 @dataclass
@@ -106,15 +108,15 @@ class _Seeder:
         if not path:
             self.report.skipped[rid] = "API not served by the sandbox"
             return
-        for attempt in range(5):
+        for attempt in range(_ATTEMPTS):
             try:
                 resp = self.kube.request("POST", path, counter="writes", body=body, accept=(409,))
                 break
-            except FatalError as e:  # a Pod before its ServiceAccount's cache caught up: retry shortly
-                if attempt == 4:
+            except FatalError as e:  # a Pod before the admission's ServiceAccount cache caught up (403): retry
+                if attempt == _ATTEMPTS - 1:
                     self.report.failed[rid] = str(e)
                     return
-                time.sleep(0.5 * (attempt + 1))
+                time.sleep(min(0.5 * (attempt + 1), 3.0))
         if resp.status == 409:
             self.report.existing += 1
             existing = self.kube.request("GET", f"{path}/{body['metadata']['name']}", counter="gets")
@@ -178,10 +180,18 @@ def seed_scale(kubeconfig: Path, context: str, count: int, *, workers: int = 8,
     start = time.monotonic()
     kube = Kube.of(ClusterRef(str(kubeconfig), context, "source"))
     seeder = _Seeder(kube, workers)
+    generated = list(scale_objects(count))
+    accounts = {(o["metadata"].get("namespace"), o["metadata"]["name"]) for o in generated
+                if o.get("kind") == "ServiceAccount"}
     objects: list[Obj] = []
-    for obj in scale_objects(count):
+    for obj in generated:
+        meta = obj["metadata"]
+        account = str((obj.get("spec") or {}).get("serviceAccountName") or "default")
         if obj.get("kind") in SKIPPED_KINDS:
             seeder.report.skipped[ref(obj).id] = "needs a backend the sandbox does not run"
+        elif obj.get("kind") == "Pod" and account != "default" and (meta.get("namespace"), account) not in accounts:
+            # the first N objects can end inside a namespace's copy, before this Pod's ServiceAccount
+            seeder.report.skipped[ref(obj).id] = f"its ServiceAccount {account} is not among the {count} objects"
         else:
             objects.append(obj)
     crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
