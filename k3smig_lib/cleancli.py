@@ -18,11 +18,11 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from k3smig_lib.backends.directory import DirectoryTarget
 from k3smig_lib.backends.snapshot import iter_export
@@ -34,6 +34,10 @@ from k3smig_lib.core.objects import Obj, get_path
 from k3smig_lib.core.sealing import is_age_recipient, seal_secret, strip_values
 from k3smig_lib.core.yamlio import MAX_FILE_BYTES
 from k3smig_lib.errors import ParameterError, TargetError
+
+if TYPE_CHECKING:
+    from k3smig_lib.backends.live_export import LiveSpool
+    from k3smig_lib.backends.live_source import LiveSource
 
 #: Why a Secret of ``k3smig clean`` has no data (its ``k3smig.io/values-omitted`` annotation and report warning).
 NO_RECIPIENT = ("written without its data: no --age-recipient given to k3smig clean; fill in the values by hand, "
@@ -50,8 +54,11 @@ class CleanResult:
     unsealed: list[str] = field(default_factory=list)
 
 
-def unsealed_notice(unsealed: list[str], export: Path, out: Path) -> str:
-    """The warning for Secrets written without their data: which ones, and the command that seals them."""
+def unsealed_notice(unsealed: list[str], export: Path | str, out: Path) -> str:
+    """The warning for Secrets written without their data: which ones, and the command that seals them.
+
+    ``export`` is what the command read: the export folder, or ``--context CONTEXT`` for a live cluster.
+    """
     shown = ", ".join(unsealed[:NOTICE_NAMES]) + (f" and {len(unsealed) - NOTICE_NAMES} more"
                                                    if len(unsealed) > NOTICE_NAMES else "")
     return (f"warning: no --age-recipient given, so {len(unsealed)} Secret(s) were written without their data: "
@@ -145,6 +152,50 @@ def clean_export(export: Path, out: Path, *, age_recipient: str = "", storage_cl
         SourceError: the export cannot be read (invalid names, YAML, base64…); nothing is written.
         LimitError: a file is larger than ``max_file_bytes``, or a document is over a bound.
     """
+    return _clean_into(lambda: iter_export(export, file_limit=max_file_bytes), out, age_recipient=age_recipient,
+                       storage_class=storage_class, ingress_class=ingress_class)
+
+
+def clean_live(source: LiveSource, out: Path, *, snapshot: Path | None = None, age_recipient: str = "",
+               storage_class: str = "local-path", ingress_class: str = "nginx",
+               watch: Callable[[LiveSpool], None] | None = None) -> CleanResult:
+    """Export a live cluster page by page and clean it into ``out``; return the summary and unsealed Secrets.
+
+    Each list page is spooled to disk as it arrives (:class:`~k3smig_lib.backends.live_export.LiveSpool`),
+    so memory holds a few pages, an index entry per object and the cleaner's cross-object facts. The
+    objects then go through the same streaming cleaner as :func:`clean_export`, in the order a snapshot
+    folder is read: ``out`` is byte for byte what ``k3smig clean`` of the snapshot gives.
+
+    Args:
+        source: the live cluster (its ``page_size``, ``workers`` and ``on_page`` apply).
+        out: output folder (created; must be new or empty).
+        snapshot: also write the raw export there as a snapshot folder (holds Secret values, 0600).
+        age_recipient: seal Secrets for this age recipient (else they are written without values).
+        storage_class: the target's StorageClass.
+        ingress_class: the target's IngressClass.
+        watch: given the spool before it fills (progress lines and tests read ``spool.spooled``).
+
+    Raises:
+        ParameterError: the recipient is not an age public key.
+        TargetError: ``out`` exists and is not an empty folder.
+        SourceError: a list failed for good, or an object's name is invalid; nothing is written.
+    """
+    from k3smig_lib.backends.live_export import LiveSpool
+
+    if age_recipient and not is_age_recipient(age_recipient):
+        raise ParameterError(f"{age_recipient!r} is not an age recipient", fix="give an 'age1…' public key")
+    _check_out(Path(os.path.abspath(out)))
+    with LiveSpool(source) as spool:
+        if watch is not None:
+            watch(spool)
+        spool.fill()
+        info = source.info() if snapshot is not None else None
+        return _clean_into(lambda: spool.objects(snapshot, info), out, age_recipient=age_recipient,
+                           storage_class=storage_class, ingress_class=ingress_class)
+
+
+def _clean_into(objects: Callable[[], Iterator[tuple[Obj, str]]], out: Path, *, age_recipient: str,
+                storage_class: str, ingress_class: str) -> CleanResult:
     if age_recipient and not is_age_recipient(age_recipient):
         raise ParameterError(f"{age_recipient!r} is not an age recipient", fix="give an 'age1…' public key")
     out = Path(os.path.abspath(out))
@@ -161,8 +212,8 @@ def clean_export(export: Path, out: Path, *, age_recipient: str = "", storage_cl
 
     def cleaned(reports: _Reports) -> Iterator[Obj]:
         nonlocal kept, dropped, routes
-        items = clean_stream(iter_export(export, file_limit=max_file_bytes),
-                             CleanOptions(storage_class=storage_class, ingress_class=ingress_class), observe=observe)
+        items = clean_stream(objects(), CleanOptions(storage_class=storage_class, ingress_class=ingress_class),
+                             observe=observe)
         for item in items:
             record = _record(item, services, ingress_class)
             if item.cleaned is not None and item.cleaned.get("kind") == "Secret" and not age_recipient:

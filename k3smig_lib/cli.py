@@ -102,6 +102,11 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 def _cmd_clean(args: argparse.Namespace) -> int:
     from k3smig_lib.cleancli import clean_export, unsealed_notice
 
+    if args.context:
+        return _clean_live(args)
+    if args.out is None:
+        raise UsageError("k3smig clean needs EXPORT and OUT (or --context CONTEXT and OUT)",
+                             fix="k3smig clean EXPORT_FOLDER OUT_FOLDER")
     export = _existing(args.export, "export folder", "give a folder of `kubectl get -o yaml` files")
     result = clean_export(export, Path(args.out), age_recipient=args.age_recipient,
                           storage_class=args.storage_class, ingress_class=args.ingress_class,
@@ -109,6 +114,27 @@ def _cmd_clean(args: argparse.Namespace) -> int:
     print(result.summary)
     if result.unsealed:  # the tree is complete and holds no value in clear: a warning, not a failure
         print(f"k3smig: {unsealed_notice(result.unsealed, export, Path(args.out))}", file=sys.stderr)
+    return 0
+
+
+def _clean_live(args: argparse.Namespace) -> int:
+    """``k3smig clean --context CTX OUT``: export the live cluster page by page and clean it."""
+    from k3smig_lib.backends.live_source import LiveSource
+    from k3smig_lib.cleancli import clean_live, unsealed_notice
+    from k3smig_lib.k8s.ref import ClusterRef
+
+    if args.out is not None:
+        raise UsageError("with --context, give only the output folder (the export is the live cluster)",
+                             fix="k3smig clean --context CONTEXT [--kubeconfig FILE] OUT_FOLDER")
+    kubeconfig = args.kubeconfig or os.environ.get("KUBECONFIG", "") or str(Path.home() / ".kube" / "config")
+    source = LiveSource(ClusterRef(kubeconfig, args.context, "source"), page_size=args.page_size)
+    result = clean_live(source, Path(args.export), snapshot=Path(args.snapshot) if args.snapshot else None,
+                        age_recipient=args.age_recipient, storage_class=args.storage_class,
+                        ingress_class=args.ingress_class)
+    print(result.summary)
+    if result.unsealed:  # as for an export folder: a warning naming them and the command that seals them
+        print(f"k3smig: {unsealed_notice(result.unsealed, f'--context {args.context}', Path(args.export))}",
+              file=sys.stderr)
     return 0
 
 
@@ -191,8 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="also write the re-rendered pages into this folder (never into the run)")
     rep.set_defaults(func=_cmd_report)
     clean = sub.add_parser("clean", help="clean an export folder into reviewable manifests plus a rule report")
-    clean.add_argument("export", help="folder of kubectl get -o yaml|json output")
-    clean.add_argument("out", help="output folder (created)")
+    clean.add_argument("export", help="folder of kubectl get -o yaml|json output (with --context: OUT)")
+    clean.add_argument("out", nargs="?", help="output folder (created)")
+    clean.add_argument("--context", default="", help="clean the live cluster of this kubeconfig context instead "
+                       "(listed page by page, spooled to disk, read-only)")
+    clean.add_argument("--kubeconfig", default="", help="kubeconfig of --context "
+                       "(default: $KUBECONFIG, ~/.kube/config)")
+    clean.add_argument("--snapshot", default="", help="with --context: also save the raw export as a snapshot "
+                       "folder there (holds Secret values, mode 0600)")
+    clean.add_argument("--page-size", type=int, default=500, help="with --context: objects per list page")
     clean.add_argument("--age-recipient", default="", help="seal Secrets for this age recipient (SOPS format)")
     clean.add_argument("--storage-class", default="local-path")
     clean.add_argument("--ingress-class", default="nginx")

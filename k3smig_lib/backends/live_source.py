@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -41,7 +41,7 @@ from k3smig_lib.core.objects import Obj, get_path, ref
 from k3smig_lib.errors import SourceError
 from k3smig_lib.k8s.client import ClusterRef, Kube
 from k3smig_lib.k8s.discovery import ApiResource, Discovery, discover
-from k3smig_lib.k8s.listing import PAGE_SIZE, ListStats, PageEvent, list_many
+from k3smig_lib.k8s.listing import PAGE_SIZE, ListStats, Page, PageEvent, list_order, stream_many
 from k3smig_lib.k8s.preflight import kube_system_uid, server_version
 from k3smig_lib.k8s.quiesce import Quiesced, quiesce_all
 from k3smig_lib.k8s.retry import DEFAULT_POLICY, RetryPolicy
@@ -166,19 +166,48 @@ class LiveSource:
                               fix="repair or remove the broken APIService (`kubectl get apiservices`), then re-run")
         return [r for r in self.discovery.resources if not skip_reason(r)]
 
+    def iter_pages(self) -> Iterator[Page]:
+        """Every list page of every exported kind as it arrives, each object's name checked.
+
+        Kinds are listed concurrently (``workers``), so pages of different kinds interleave; at most a
+        few pages wait in memory (:func:`~k3smig_lib.k8s.listing.stream_many`). A page whose
+        ``attempt`` is higher than the earlier pages of its resource voids them (410 Gone, relisted).
+        :attr:`stats` is set once the last page was handed out.
+
+        Raises:
+            SourceError: a list failed for good (403 names the missing permission and its fix), or an
+                object's name could never be served by an API server.
+        """
+        from k3smig_lib.core.names import check_object
+
+        where = f"live source (context {self.cluster.context})"
+        stats = ListStats()
+        for page in stream_many(self.kube, self.exported_resources(), workers=self.workers,
+                                page_size=self.page_size, on_page=self.on_page, stats=stats):
+            for obj in page.items:  # names become file names: refuse what an API server never serves
+                check_object(obj, where)
+            yield page
+        self.stats = stats
+
     def list_objects(self) -> list[Obj]:
         """Every exported object (read once, then cached), like ``kubectl get -o yaml``.
+
+        Built on :meth:`iter_pages`: kinds in discovery order, each sorted by namespace and name.
 
         Raises:
             SourceError: a list failed for good; 403 names the missing permission and its fix.
         """
         if self._objects is None:
-            self.stats = list_many(self.kube, self.exported_resources(), workers=self.workers,
-                                   page_size=self.page_size, on_page=self.on_page)
-            from k3smig_lib.core.names import check_object
-
-            for obj in self.stats.items:  # names become file names: refuse what an API server never serves
-                check_object(obj, f"live source (context {self.cluster.context})")
+            got: dict[int, tuple[int, list[Obj]]] = {}
+            for page in self.iter_pages():
+                attempt, items = got.get(id(page.resource), (page.attempt, []))
+                if page.attempt != attempt:  # the list restarted: its earlier pages are void
+                    items = []
+                items.extend(page.items)
+                got[id(page.resource)] = (page.attempt, items)
+            assert self.stats is not None
+            for result in self.stats.results:
+                result.items = sorted(got.get(id(result.resource), (0, []))[1], key=list_order)
             self._objects = self.stats.items
         return self._objects
 
@@ -235,13 +264,52 @@ def _write_private(path: Path, text: str) -> None:
         fh.write(text)
 
 
-def _cluster_yaml(info: SourceInfo, objects: Sequence[Obj], exported_at: str) -> dict[str, Any]:
-    nodes = sorted(ref(o).name for o in objects if o.get("kind") == "Node")
+def _cluster_yaml(info: SourceInfo, nodes: Iterable[str], exported_at: str) -> dict[str, Any]:
     doc: dict[str, Any] = {"name": info.cluster_name, "kubernetesVersion": info.kubernetes_version,
-                           "distribution": info.distribution, "kubeSystemUID": info.identity, "nodes": nodes}
+                           "distribution": info.distribution, "kubeSystemUID": info.identity,
+                           "nodes": sorted(nodes)}
     if exported_at:
         doc["exportedAt"] = exported_at
     return doc
+
+
+class SnapshotWriter:
+    """A snapshot folder written one ``manifests/<ns>/<Kind>.yaml`` file at a time, replaced as a whole at the end.
+
+    Files go to a staging folder that :meth:`finish` renames onto ``manifests/`` (so objects deleted since
+    an earlier export do not linger, and an interrupted export leaves the previous one in place).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.staging = folder / ".manifests.partial"
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.staging.mkdir(mode=0o700, parents=True)
+        self.written: list[Path] = []
+        self.nodes: list[str] = []
+
+    def add(self, rel: Path, items: list[Obj]) -> None:
+        """Write one file: ``items`` as a ``kind: List``, in the order given."""
+        _write_private(self.staging / rel, dump_yaml({"apiVersion": "v1", "kind": "List", "items": items}))
+        self.written.append(Path("manifests") / rel)
+        self.nodes += [ref(o).name for o in items if o.get("kind") == "Node"]
+
+    def finish(self, info: SourceInfo | None, exported_at: str | None) -> list[Path]:
+        """Put ``manifests/`` in place, write ``cluster.yaml``; return the paths written, sorted."""
+        shutil.rmtree(self.folder / "manifests", ignore_errors=True)
+        self.staging.rename(self.folder / "manifests")
+        written = list(self.written)
+        if info is not None:
+            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if exported_at is None else exported_at
+            _write_private(self.folder / "cluster.yaml",
+                           yaml.safe_dump(_cluster_yaml(info, self.nodes, stamp), sort_keys=True))
+            written.append(Path("cluster.yaml"))
+        return sorted(written)
+
+    def abandon(self) -> None:
+        """Remove the staging folder of an export that did not finish."""
+        shutil.rmtree(self.staging, ignore_errors=True)
 
 
 def write_snapshot(
@@ -267,18 +335,11 @@ def write_snapshot(
         >>> write_snapshot(src.list_objects(), Path("exports/prod"), src.info())  # doctest: +SKIP
         [PosixPath('cluster.yaml'), PosixPath('manifests/_cluster/Namespace.yaml'), ...]
     """
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    staging = folder / ".manifests.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(mode=0o700, parents=True)
-    written = []
-    for rel, items in sorted(_group_files(objects).items()):
-        _write_private(staging / rel, dump_yaml({"apiVersion": "v1", "kind": "List", "items": items}))
-        written.append(Path("manifests") / rel)
-    shutil.rmtree(folder / "manifests", ignore_errors=True)
-    staging.rename(folder / "manifests")
-    if info is not None:
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if exported_at is None else exported_at
-        _write_private(folder / "cluster.yaml", yaml.safe_dump(_cluster_yaml(info, objects, stamp), sort_keys=True))
-        written.append(Path("cluster.yaml"))
-    return sorted(written)
+    writer = SnapshotWriter(folder)
+    try:
+        for rel, items in sorted(_group_files(objects).items()):
+            writer.add(rel, items)
+    except BaseException:
+        writer.abandon()
+        raise
+    return writer.finish(info, exported_at)

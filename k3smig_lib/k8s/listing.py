@@ -12,8 +12,9 @@ filled in, so every object looks exactly like ``kubectl get <kind> <name> -o yam
 
 from __future__ import annotations
 
+import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,28 @@ class PageEvent:
     page: int
     items_so_far: int
     more: bool
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of one list, handed out by :func:`stream_many` as soon as it arrives.
+
+    Attributes:
+        resource: what is listed.
+        items: the page's objects, ``apiVersion``/``kind`` set, in the server's order.
+        number: 1-based page number within the current pass.
+        attempt: pass number (0, then +1 after each restart on 410 Gone): pages of an earlier pass
+            of the same resource are void and must be discarded by the consumer.
+        last: True on the last page of a complete list.
+        resource_version: ``metadata.resourceVersion`` of the page.
+    """
+
+    resource: ApiResource
+    items: list[Obj]
+    number: int
+    attempt: int
+    last: bool
+    resource_version: str = ""
 
 
 @dataclass
@@ -122,15 +145,18 @@ def with_type(res: ApiResource, item: dict[str, Any]) -> Obj:
     return {"apiVersion": res.api_version, "kind": res.kind, **item}
 
 
-def _sort_key(obj: Obj) -> tuple[str, str]:
+def list_order(obj: Obj) -> tuple[str, str]:
+    """Order of a complete list: namespace, then name."""
     meta = obj.get("metadata") or {}
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
-def _one_pass(lister: _Lister, res: ApiResource, namespace: str, result: ListResult) -> bool:
-    """Read every page once into ``result``; False when the continue token expired (relist)."""
-    items: list[Obj] = []
-    token, page = "", 0
+PageSink = Callable[[ApiResource, list[Obj], int, bool, dict[str, Any]], None]
+
+
+def _one_pass(lister: _Lister, res: ApiResource, namespace: str, result: ListResult, sink: PageSink) -> bool:
+    """Read every page once, each handed to ``sink``; False when the continue token expired (relist)."""
+    token, page, count = "", 0, 0
     while True:
         try:
             doc = lister.page(res, namespace, token, result)
@@ -140,21 +166,38 @@ def _one_pass(lister: _Lister, res: ApiResource, namespace: str, result: ListRes
                 return False
             raise
         page += 1
-        items.extend(with_type(res, i) for i in doc.get("items") or [])
+        items = [with_type(res, i) for i in doc.get("items") or []]
+        count += len(items)
         meta = doc.get("metadata") or {}
         token = str(meta.get("continue") or "")
         if lister.on_page is not None:
-            lister.on_page(PageEvent(res.full_name, page, len(items), bool(token)))
+            lister.on_page(PageEvent(res.full_name, page, count, bool(token)))
+        sink(res, items, page, not token, meta)
         if not token:
-            result.items = sorted(items, key=_sort_key)
             result.resource_version, result.pages = str(meta.get("resourceVersion") or ""), page
             return True
 
 
-def _list(lister: _Lister, res: ApiResource, namespace: str, max_relists: int) -> ListResult:
+def _collect(result: ListResult) -> PageSink:
+    """A sink keeping every item of the current pass in ``result`` (sorted once the list is complete)."""
+    items: list[Obj] = []
+
+    def sink(res: ApiResource, page_items: list[Obj], number: int, last: bool, meta: dict[str, Any]) -> None:
+        if number == 1:
+            items.clear()  # a new pass after 410 Gone
+        items.extend(page_items)
+        if last:
+            result.items = sorted(items, key=list_order)
+
+    return sink
+
+
+def _list(lister: _Lister, res: ApiResource, namespace: str, max_relists: int,
+          sink: PageSink | None = None) -> ListResult:
     start = lister.kube.clock()
     result = ListResult(resource=res)
-    while not _one_pass(lister, res, namespace, result):
+    sink = sink if sink is not None else _collect(result)
+    while not _one_pass(lister, res, namespace, result, sink):
         result.relists += 1
         if result.relists > max_relists:
             raise fatal_class(lister.kube.side)(
@@ -238,3 +281,97 @@ def list_many(
                 f.cancel()
             raise first
     return ListStats(results=[f.result() for f in futures], seconds=kube.clock() - start)
+
+
+_DONE = object()
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+def stream_many(
+    kube: Kube,
+    resources: Sequence[ApiResource],
+    *,
+    workers: int = 4,
+    page_size: int = PAGE_SIZE,
+    max_relists: int = MAX_RELISTS,
+    on_page: Callable[[PageEvent], None] | None = None,
+    stats: ListStats | None = None,
+) -> Iterator[Page]:
+    """List many kinds concurrently and hand out each page as it arrives (pages of kinds interleave).
+
+    Memory holds at most ``workers`` pages waiting plus the one each worker is reading: a worker
+    waits for the consumer before it requests its next page, so a slow consumer slows the lists
+    instead of piling them up. A page of a resource whose ``attempt`` is higher than the pages seen
+    before voids them (the continue token expired and the list restarted, see :class:`Page`).
+
+    Args:
+        kube: the cluster's transport (side, context, retry policy, call counts).
+        resources: what to list (cluster-wide).
+        workers: lists running at once.
+        page_size: ``limit`` of each page.
+        max_relists: restarts after 410 Gone before failing, per kind.
+        on_page: told about every page received (from worker threads), before it is handed out.
+        stats: filled with one :class:`ListResult` per resource (no items) once every list is complete.
+
+    Yields:
+        Every page of every resource.
+
+    Raises:
+        SourceError | TargetError: the first list that failed for good (the others are cancelled).
+    """
+    start = kube.clock()
+    lister = _Lister(kube, page_size, on_page=on_page)
+    pages: queue.Queue[Any] = queue.Queue(maxsize=max(1, workers))
+    attempts: dict[int, int] = {}
+
+    def put(item: Any) -> bool:
+        """Queue ``item`` for the consumer; False when it stopped listening."""
+        while not lister.stopped.is_set():
+            try:
+                pages.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def sink(res: ApiResource, items: list[Obj], number: int, last: bool, meta: dict[str, Any]) -> None:
+        key = id(res)
+        if number == 1 and key in attempts:
+            attempts[key] += 1
+        attempts.setdefault(key, 0)
+        if not put(Page(res, items, number, attempts[key], last, str(meta.get("resourceVersion") or ""))):
+            raise fatal_class(kube.side)(f"list {res.full_name}: cancelled, the pages are no longer read")
+
+    def run(res: ApiResource) -> ListResult:
+        try:
+            result = _list(lister, res, "", max_relists, sink)
+        except BaseException as e:
+            put(_Failed(e))
+            raise
+        put(_DONE)
+        return result
+
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="k3smig-list")
+    futures = [pool.submit(run, res) for res in resources]
+    try:
+        finished = 0
+        while finished < len(futures):
+            item = pages.get()
+            if isinstance(item, _Failed):  # the root cause: the lists stopped after it fail as "cancelled"
+                raise item.error
+            if item is _DONE:
+                finished += 1
+                continue
+            yield item
+        if stats is not None:
+            stats.results = [f.result() for f in futures]
+            stats.seconds = kube.clock() - start
+    finally:
+        lister.stopped.set()
+        for f in futures:
+            f.cancel()
+        pool.shutdown(wait=True)

@@ -19,7 +19,7 @@ from k3smig_lib.backends.live_target import LiveTarget
 from k3smig_lib.errors import TargetError
 from k3smig_lib.k8s.client import ClusterRef, Kube
 from k3smig_lib.k8s.discovery import ApiResource, ResourceCache, discover
-from k3smig_lib.k8s.listing import MAX_RELISTS, PAGE_SIZE, list_resource
+from k3smig_lib.k8s.listing import MAX_RELISTS, PAGE_SIZE, ListStats, list_order, list_resource, stream_many
 from k3smig_lib.k8s.readiness import wait_until
 from k3smig_lib.k8s.retry import RetryPolicy
 
@@ -155,6 +155,29 @@ def test_an_expired_continue_token_relists_from_the_start(
     assert (result.relists, result.pages, result.calls) == (1, 2, 4)
     assert [s.status for s in p.proxy.requests(path)] == [200, 410, 200, 200]
     assert fake_time.sleeps == []  # a relist is not a retry: no wait
+
+
+def test_streamed_pages_of_a_relisted_kind_are_superseded(
+    target_ref: ClusterRef, target_ns: str, through_proxy: ThroughProxy, fake_time: FakeTime
+) -> None:
+    two_secrets(target_ref, target_ns)
+    p = through_proxy("target")
+    p.proxy.set_faults(Fault("status", 410, query="continue=", path="/api/v1/secrets"))
+    kube = p.kube(fake_time)
+    secrets = secrets_of(kube)
+    maps = ResourceCache(kube).lookup("v1", "ConfigMap")
+    assert maps is not None
+    stats = ListStats()
+    pages = list(stream_many(kube, [secrets, maps], workers=2, page_size=1, stats=stats))
+    latest = {r.name: max(pg.attempt for pg in pages if pg.resource is r) for r in (secrets, maps)}
+    assert latest == {"secrets": 1, "configmaps": 0}
+    assert [pg.attempt for pg in pages if pg.resource is secrets][0] == 0  # the void first pass was handed out
+    kept = sorted((o for pg in pages if pg.attempt == latest[pg.resource.name] and pg.resource is secrets
+                   for o in pg.items), key=list_order)
+    again = list_resource(Kube.of(target_ref), secrets_of(Kube.of(target_ref)))
+    assert [o["metadata"]["name"] for o in kept] == [o["metadata"]["name"] for o in again.items]
+    assert [r.relists for r in stats.results] == [1, 0]
+    assert [pg.last for pg in pages if pg.resource is secrets].count(True) == 1
 
 
 def test_relists_are_bounded(

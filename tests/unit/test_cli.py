@@ -112,6 +112,14 @@ def test_clean_explains_a_bad_recipient(tmp_path, capsys):
     assert "is not an age recipient" in capsys.readouterr().err
 
 
+def test_clean_arguments_of_an_export_and_of_a_live_cluster_are_usage_errors_when_mixed(tmp_path, capsys):
+    assert main(["clean", str(BUNDLED_EXAMPLE / "manifests")]) == 2
+    assert "needs EXPORT and OUT" in capsys.readouterr().err
+    assert main(["clean", "--context", "src", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    assert "give only the output folder" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 def test_clean_of_a_missing_export_is_one_readable_line_and_a_usage_error(tmp_path, capsys):
     assert main(["clean", str(tmp_path / "nope"), str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
