@@ -2,9 +2,11 @@
 
 Reads any export folder the snapshot source reads, writes the cleaned manifests as the same kustomize
 tree the directory target writes and a per-object rule report. A Secret value is never written in clear:
-Secrets are sealed for ``--age-recipient``, or, without one, written without their data (key names
-with empty values, annotation ``k3smig.io/values-omitted``); the command then names every such Secret
-and how to seal them instead (:func:`unsealed_notice`), and its report marks each one.
+Secrets are sealed for ``--age-recipient``, or, without one, written as kustomize secret generators
+whose values the user puts in files under ``manifests/secret-values/`` (ignored by git): a Secret with
+empty values would, once applied, replace a working credential, while a generator whose files are
+missing makes ``kubectl apply -k`` refuse. The command names every such Secret and how to seal them
+instead (:func:`unsealed_notice`), and its report marks each one.
 Everything is written into a staging folder next to ``OUT`` that is renamed onto ``OUT`` only when
 complete: a failure leaves no half-written tree that would block the next attempt, and the staging
 folder of a killed run is removed by the next one. An export whose every object is dropped still
@@ -31,7 +33,7 @@ from k3smig_lib.core.clean.routes import is_route, route_to_ingress
 from k3smig_lib.core.clean.stream import clean_stream
 from k3smig_lib.core.fsafe import STAGING_MARK, remove_leftovers, sync_staged
 from k3smig_lib.core.objects import Obj, get_path
-from k3smig_lib.core.sealing import is_age_recipient, seal_secret, strip_values
+from k3smig_lib.core.sealing import SECRET_VALUES_DIR, is_age_recipient, seal_secret, secret_generator
 from k3smig_lib.core.yamlio import MAX_FILE_BYTES
 from k3smig_lib.errors import ParameterError, TargetError
 
@@ -39,9 +41,11 @@ if TYPE_CHECKING:
     from k3smig_lib.backends.live_export import LiveSpool
     from k3smig_lib.backends.live_source import LiveSource
 
-#: Why a Secret of ``k3smig clean`` has no data (its ``k3smig.io/values-omitted`` annotation and report warning).
-NO_RECIPIENT = ("written without its data: no --age-recipient given to k3smig clean; fill in the values by hand, "
-                "or clean again with --age-recipient age1… to seal them")
+#: Why a Secret of ``k3smig clean`` is a secret generator (its ``k3smig.io/values-omitted`` annotation and
+#: report warning): without a recipient no value may be written, and an empty Secret must never be applied.
+NO_RECIPIENT = ("written as a kustomize secretGenerator without its values (no --age-recipient given to k3smig "
+                "clean): put each value in the file its `files` entry names, under manifests/secret-values/ "
+                "(ignored by git), or clean again with --age-recipient age1… to seal them")
 #: Secrets named one by one in the notice; the rest are counted (report.json marks every one).
 NOTICE_NAMES = 20
 
@@ -61,10 +65,11 @@ def unsealed_notice(unsealed: list[str], export: Path | str, out: Path) -> str:
     """
     shown = ", ".join(unsealed[:NOTICE_NAMES]) + (f" and {len(unsealed) - NOTICE_NAMES} more"
                                                    if len(unsealed) > NOTICE_NAMES else "")
-    return (f"warning: no --age-recipient given, so {len(unsealed)} Secret(s) were written without their data: "
-            f"{shown} (key names kept, values empty; report.json marks each). To seal them instead: "
-            f"k3smig clean {export} NEW_OUT --age-recipient age1… (your age public key: `age-keygen -y KEY_FILE`), "
-            f"or fill in the values in {out / 'manifests'} before applying.")
+    return (f"warning: no --age-recipient given, so {len(unsealed)} Secret(s) were written as kustomize "
+            f"secretGenerator entries without their values: {shown} (report.json marks each). `kubectl apply -k "
+            f"{out / 'manifests'}` refuses until each value is in its file under "
+            f"{out / 'manifests' / SECRET_VALUES_DIR}/NAMESPACE/NAME/KEY (ignored by git). To seal them instead: "
+            f"k3smig clean {export} NEW_OUT --age-recipient age1… (your age public key: `age-keygen -y KEY_FILE`).")
 
 
 def _check_out(out: Path) -> None:
@@ -170,7 +175,7 @@ def clean_live(source: LiveSource, out: Path, *, snapshot: Path | None = None, a
         source: the live cluster (its ``page_size``, ``workers`` and ``on_page`` apply).
         out: output folder (created; must be new or empty).
         snapshot: also write the raw export there as a snapshot folder (holds Secret values, 0600).
-        age_recipient: seal Secrets for this age recipient (else they are written without values).
+        age_recipient: seal Secrets for this age recipient (else they become secret generators without values).
         storage_class: the target's StorageClass.
         ingress_class: the target's IngressClass.
         watch: given the spool before it fills (progress lines and tests read ``spool.spooled``).
@@ -200,7 +205,7 @@ def _clean_into(objects: Callable[[], Iterator[tuple[Obj, str]]], out: Path, *, 
         raise ParameterError(f"{age_recipient!r} is not an age recipient", fix="give an 'age1…' public key")
     out = Path(os.path.abspath(out))
     _check_out(out)
-    seal = partial(seal_secret, recipient=age_recipient) if age_recipient else partial(strip_values,
+    seal = partial(seal_secret, recipient=age_recipient) if age_recipient else partial(secret_generator,
                                                                                           reason=NO_RECIPIENT)
     services: list[Obj] = []
     unsealed: list[str] = []
@@ -242,7 +247,9 @@ def _clean_into(objects: Callable[[], Iterator[tuple[Obj, str]]], out: Path, *, 
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    secrets = "Secrets sealed for the recipient" if age_recipient else f"{len(unsealed)} Secret(s) written without data"
+    secrets = ("Secrets sealed for the recipient" if age_recipient else
+               f"{len(unsealed)} Secret(s) written as secretGenerator entries whose values you fill in "
+               f"manifests/{SECRET_VALUES_DIR}/ (ignored by git)")
     route_note = (f"; {routes} OpenShift Route(s) kept, which K3s does not serve: the equivalent Ingress is in "
                   "report.json") if routes else ""
     return CleanResult(f"{kept + dropped} objects read, {kept} kept, {dropped} dropped; {secrets}{route_note}; "

@@ -27,6 +27,7 @@ from k3smig_lib.core.clean.context import BUILTIN_GROUPS
 from k3smig_lib.core.fsafe import atomic_write, confined_path, staged_write
 from k3smig_lib.core.objects import Obj, ref, sha256_of
 from k3smig_lib.core.order import apply_key, stage_dir_name, stage_of
+from k3smig_lib.core.sealing import GENERATOR_API_VERSION, SECRET_VALUES_DIR
 from k3smig_lib.core.yamlio import load_yaml, read_text
 from k3smig_lib.errors import TargetError
 
@@ -39,6 +40,8 @@ GITIGNORE = """# k3smig: private keys and run state never belong in a GitOps rep
 age-identity*.txt
 keys.txt
 """
+#: Added when the tree has secret generators: the values the user fills in stay out of the repository.
+SECRET_VALUES_IGNORE = f"manifests/{SECRET_VALUES_DIR}/\n"
 #: Groups whose kinds keep the short file name ``<kind>-<name>.yaml`` (their kind names are unique).
 _SHORT_NAME_GROUPS = BUILTIN_GROUPS - {"extensions", "events.k8s.io"}
 _PLAIN_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
@@ -203,34 +206,45 @@ class DirectoryTarget:
             raise TargetError(f"{self.manifests} exists: write_new only builds a new tree",
                               fix="give an empty folder")
         keys: dict[str, tuple[tuple[int, int, str, str, str], str]] = {}
+        generators: set[str] = set()
         for obj in objects:
             rel = self._rel(obj)
             written = self._seal(obj) if obj.get("kind") == "Secret" else obj
             staged_write(self.root, rel, dump_yaml(written))
-            keys[ref(obj).identity] = (apply_key(written), rel)
-        self._write_index(sorted(keys.values()))
+            keys[ref(obj).identity] = (apply_key(obj), rel)
+            if written.get("apiVersion") == GENERATOR_API_VERSION:  # a Secret whose values the user fills in
+                generators.add(rel)
+        files = sorted(keys.values())
+        self._write_index([f for f in files if f[1] not in generators], [rel for _, rel in files if rel in generators])
         return len(keys)
 
     def _write_guards(self, entries: Iterable[tuple[str, Obj]]) -> None:
         """``kustomization.yaml`` listing every manifest in apply order, and the tree's ``.gitignore``."""
         self._write_index(sorted((apply_key(obj), rel) for rel, obj in entries))
 
-    def _write_index(self, files: Sequence[tuple[tuple[int, int, str, str, str], str]]) -> None:
-        """``kustomization.yaml`` for ``(apply key, path)`` pairs in apply order, and the ``.gitignore``."""
-        text = dump_yaml(
-            {
-                "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                "kind": "Kustomization",
-                "sortOptions": {"order": "fifo"},  # keep k3smig's apply order (docs/cleaning-rules.md §8)
-                "resources": [rel.removeprefix("manifests/") for _, rel in files],
-            }
-        )
-        atomic_write(self.root, f"manifests/{KUSTOMIZATION}", text)
+    def _write_index(self, files: Sequence[tuple[tuple[int, int, str, str, str], str]],
+                     generators: Sequence[str] = ()) -> None:
+        """``kustomization.yaml`` for ``(apply key, path)`` pairs in apply order, and the ``.gitignore``.
+
+        ``generators`` are secret generator configs (:func:`~k3smig_lib.core.sealing.secret_generator`):
+        listed under ``generators:``, and the folder of the values they read is ignored by git.
+        """
+        index: dict[str, object] = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "sortOptions": {"order": "fifo"},  # keep k3smig's apply order (docs/cleaning-rules.md §8)
+            "resources": [rel.removeprefix("manifests/") for _, rel in files],
+        }
+        if generators:
+            index["generators"] = [rel.removeprefix("manifests/") for rel in generators]
+        atomic_write(self.root, f"manifests/{KUSTOMIZATION}", dump_yaml(index))
         ignore = self.root / ".gitignore"
         current = read_text(ignore, error=TargetError, what="ignore file") if ignore.is_file() else ""
-        if GITIGNORE not in current:
+        missing = [block for block in (GITIGNORE, SECRET_VALUES_IGNORE if generators else "")
+                   if block and block not in current]
+        if missing:
             atomic_write(self.root, ".gitignore", current + ("\n" if current and not current.endswith("\n") else "")
-                         + GITIGNORE)
+                         + "".join(missing))
 
     def list_objects(self) -> list[Obj]:
         """Objects in the tree; Secrets unsealed when a key is available.

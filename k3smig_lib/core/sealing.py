@@ -228,6 +228,60 @@ def strip_values(secret: Obj, reason: str = "") -> Obj:
     return out
 
 
+#: Folder (under the kustomize root, ``manifests/``) of the files a :func:`secret_generator` reads.
+SECRET_VALUES_DIR = "secret-values"
+#: The kustomize built-in generator config :func:`secret_generator` writes (listed under ``generators:``).
+GENERATOR_API_VERSION = "builtin"
+
+
+def secret_values_path(secret: Obj, key: str) -> str:
+    """``secret-values/<namespace>/<name>/<key>``: the file that holds one value of an unsealed Secret.
+
+    The namespace, name and key were checked against Kubernetes' name and key rules when the export
+    was read (:mod:`k3smig_lib.core.names`), so they are plain path parts, never ``..``.
+    """
+    meta = secret.get("metadata") or {}
+    return f"{SECRET_VALUES_DIR}/{meta.get('namespace') or 'default'}/{meta['name']}/{key}"
+
+
+def secret_generator(secret: Obj, reason: str = "") -> Obj:
+    """A kustomize ``SecretGenerator`` for a Secret that cannot be sealed: its values come from files.
+
+    A Secret manifest with empty values would, once applied, replace a working credential with an
+    empty one. The generator instead names one file per key (:func:`secret_values_path`, under
+    ``manifests/``, ignored by git) that the user fills in; until every file exists, ``kubectl apply
+    -k`` (kustomize) stops with "no such file" and applies nothing. The generated Secret keeps its
+    name (no hash suffix), type, labels and annotations (less the last-applied one, which repeats the
+    values); ``k3smig.io/values-omitted`` on the generator config says why and what to do.
+
+    Examples:
+        >>> g = secret_generator({"kind": "Secret", "type": "Opaque", "metadata": {"name": "db",
+        ...     "namespace": "shop"}, "data": {"pw": "eA=="}, "stringData": {"user": "u"}})
+        >>> g["kind"], g["files"], g["options"]["disableNameSuffixHash"]
+        ('SecretGenerator', ['pw=secret-values/shop/db/pw', 'user=secret-values/shop/db/user'], True)
+    """
+    plain = _drop_last_applied(secret)
+    meta = plain.get("metadata") or {}
+    keys = sorted({*(plain.get("data") or {}), *(plain.get("stringData") or {})})
+    options: dict[str, Any] = {"disableNameSuffixHash": True}
+    if meta.get("labels"):
+        options["labels"] = dict(meta["labels"])
+    if meta.get("annotations"):
+        options["annotations"] = dict(meta["annotations"])
+    if plain.get("immutable"):
+        options["immutable"] = True
+    generator: Obj = {
+        "apiVersion": GENERATOR_API_VERSION,
+        "kind": "SecretGenerator",
+        "metadata": {"name": meta["name"], "namespace": meta.get("namespace") or "default",
+                     "annotations": {VALUES_OMITTED: reason or "fill in the files named in `files` before applying"}},
+        "type": plain.get("type") or "Opaque",
+        "files": [f"{key}={secret_values_path(plain, key)}" for key in keys],
+        "options": options,
+    }
+    return generator
+
+
 def _identities(identity: str) -> list[Any]:
     lines = [ln.strip() for ln in identity.splitlines() if ln.strip().startswith("AGE-SECRET-KEY-")]
     try:

@@ -1,3 +1,4 @@
+import base64
 import json
 import subprocess
 import sys
@@ -51,26 +52,66 @@ def secrets_export(folder):
     return folder
 
 
-def test_clean_without_a_recipient_writes_secrets_without_data_and_names_them(tmp_path, capsys):
+def test_clean_without_a_recipient_writes_secret_generators_and_names_them(tmp_path, capsys):
     export = secrets_export(tmp_path / "export")
     out = tmp_path / "out"
     assert main(["clean", str(export), str(out)]) == 0  # complete and safe: a warning, not a failure
     captured = capsys.readouterr()
-    assert "2 Secret(s) written without data" in captured.out
+    assert "2 Secret(s) written as secretGenerator entries" in captured.out
     notice = captured.err
     assert notice.count("\n") == 1
-    assert notice.startswith("k3smig: warning: no --age-recipient given, so 2 Secret(s) were written")
+    assert notice.startswith("k3smig: warning: no --age-recipient given, so 2 Secret(s) were written as kustomize")
     assert "shop/db-credentials, web/tls-cert" in notice
     assert f"k3smig clean {export} NEW_OUT --age-recipient age1" in notice
     values = secret_values(read_export(export))
     assert {b"S3cret-db-password!", b"tok-3f9c1e7a55d04b2e", b"old-Pa55word-in-annotation"} <= values
     assert scan(out, values).ok, scan(out, values)  # no value in any form anywhere in the output folder
     db = yaml.safe_load(next((out / "manifests").rglob("secret-db-credentials*.yaml")).read_text())
-    assert db["data"] == {"api-token": "", "password": ""} and "stringData" not in db
+    assert db["kind"] == "SecretGenerator" and "data" not in db and "stringData" not in db
+    assert db["files"] == ["api-token=secret-values/shop/db-credentials/api-token",
+                           "password=secret-values/shop/db-credentials/password"]
     assert "--age-recipient age1" in db["metadata"]["annotations"]["k3smig.io/values-omitted"]
+    index = yaml.safe_load((out / "manifests" / "kustomization.yaml").read_text())
+    assert sorted(index["generators"]) == sorted(str(p.relative_to(out / "manifests"))
+                                                 for p in (out / "manifests").rglob("secret-*.yaml"))
+    assert not any("secret-" in r for r in index["resources"])
+    assert "manifests/secret-values/" in (out / ".gitignore").read_text().splitlines()
     report = {r["object"]: r for r in json.loads((out / "report.json").read_text())}
     assert "no --age-recipient" in report["Secret/shop/db-credentials"]["warnings"][0]
     assert "warnings" not in report["ConfigMap/shop/settings"]
+
+
+def test_a_secret_generator_applies_only_once_its_values_are_filled_in(tmp_path, capsys):
+    # what `kubectl apply -k` would send, built by the real kustomize inside kubectl: nothing while a value
+    # file is missing (never an empty credential), then the Secret under its own name with the values given
+    from k3smig_lib.sandbox.binaries import default_bin_dir
+
+    kubectl = default_bin_dir() / "kubectl"
+    assert kubectl.is_file(), f"{kubectl} is missing: `SANDBOX_GROUPS=kubectl bash tools/build-sandbox.sh` builds it"
+    out = tmp_path / "out"
+    assert main(["clean", str(secrets_export(tmp_path / "export")), str(out)]) == 0
+    capsys.readouterr()
+
+    def build() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(kubectl), "kustomize", str(out / "manifests")], capture_output=True, text=True,
+                              timeout=120, check=False)
+
+    refused = build()
+    assert refused.returncode != 0 and "secret-values/shop/db-credentials" in refused.stderr
+    values = out / "manifests" / "secret-values"
+    for rel, value in {"shop/db-credentials/password": "filled-pw", "shop/db-credentials/api-token": "filled-tok",
+                       "web/tls-cert/key": "filled-key"}.items():
+        (values / rel).parent.mkdir(parents=True, exist_ok=True)
+        (values / rel).write_text(value)
+    built = build()
+    assert built.returncode == 0, built.stderr
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(built.stdout)}
+    db = docs[("Secret", "db-credentials")]
+    assert db["metadata"]["namespace"] == "shop" and db["type"] == "Opaque"
+    assert {k: base64.b64decode(v).decode() for k, v in db["data"].items()} == {"password": "filled-pw",
+                                                                                 "api-token": "filled-tok"}
+    assert "kubectl.kubernetes.io/last-applied-configuration" not in (db["metadata"].get("annotations") or {})
+    assert ("ConfigMap", "settings") in docs
 
 
 def test_the_unsealed_notice_names_twenty_secrets_and_counts_the_rest(tmp_path):
@@ -183,10 +224,25 @@ def test_a_failure_that_is_not_a_usage_error_still_exits_1(tmp_path, capsys):
 OPENSHIFT = Path(__file__).resolve().parents[1] / "fixtures" / "openshift"
 
 
+def fill_secret_values(out: Path) -> int:
+    """Put a value in every file the tree's secret generators read, as a user would; return how many."""
+    manifests = out / "manifests"
+    index = yaml.safe_load((manifests / "kustomization.yaml").read_text())
+    count = 0
+    for rel in index.get("generators") or []:
+        for entry in yaml.safe_load((manifests / rel).read_text())["files"]:
+            path = manifests / entry.split("=", 1)[1]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("value filled in by the operator")
+            count += 1
+    return count
+
+
 def test_clean_of_the_bundled_example_builds_with_kustomize(tmp_path, kustomize):
     out = tmp_path / "out"
     assert main(["clean", str(BUNDLED_EXAMPLE / "manifests"), str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
+    assert fill_secret_values(out) > 10  # the example's Secrets: kustomize refuses until their values are there
     rendered = [d for d in yaml.safe_load_all(kustomize(out)) if d]
     assert len(rendered) == sum(1 for r in report if not r["dropped"])
 
@@ -206,6 +262,7 @@ def test_clean_of_an_openshift_project_drops_its_defaults_and_builds(tmp_path, k
     assert "K26" in fate[("v1", "ServiceAccount/crane-complex-demo/app-sa")][1]
     route = next(r for r in report if r["object"] == "Route/openshift-console/console")
     assert route["equivalent_ingress"]["spec"]["rules"][0]["host"] == "console-openshift-console.apps-crc.testing"
+    fill_secret_values(out)
     rendered = [d for d in yaml.safe_load_all(kustomize(out)) if d]
     assert len(rendered) == sum(1 for r in report if not r["dropped"])
     app_sa = next(d for d in rendered if d["kind"] == "ServiceAccount")
