@@ -2,7 +2,7 @@
 
 The parameters cell of every notebook is generated from ``k3smig_lib.core.config.Settings`` — type,
 default and help text — so notebooks, parameters files and the settings model cannot drift apart.
-Cells hold one library call each (STYLE R1); edit the spec here, never the notebooks by hand.
+Cells hold one library call each (docs/architecture.md); edit the spec here, never the notebooks by hand.
 """
 
 from __future__ import annotations

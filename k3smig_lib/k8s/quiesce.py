@@ -1,6 +1,6 @@
 """Quiesce the source: scale the workloads that write a volume to 0, recording what they were.
 
-The only change k3smig ever makes to the source (ARCHITECTURE, safety model). Like Crane, the
+The only change k3smig ever makes to the source (docs/safety.md, the safety model). Like Crane, the
 original replica count is written on the object itself (``k3smig.io/pre-quiesce-replicas``) in the
 same request that scales it down, so a crash of the operator's machine between "source scaled to 0"
 and "target released" loses nothing: :func:`restore` (rollback) reads it back from the cluster, and a

@@ -5,7 +5,7 @@ Built from upstream Go modules by ``tools/build-sandbox.sh``; see docs/sandbox.m
 """
 
 from k3smig_lib.sandbox.binaries import default_bin_dir, ensure_binaries
-from k3smig_lib.sandbox.lifecycle import ProcessStatus, SandboxStatus, down, status, up
+from k3smig_lib.sandbox.lifecycle import ProcessStatus, SandboxStatus, down, running, status, up
 from k3smig_lib.sandbox.seed import SeedReport, seed_source
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "SeedReport",
     "default_bin_dir",
     "down",
+    "running",
     "ensure_binaries",
     "seed_source",
     "status",

@@ -12,6 +12,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -316,3 +318,13 @@ def down(state_dir: Path) -> list[str]:
             stopped.append(rec.name)
     shutil.rmtree(state_dir)
     return stopped
+
+
+@contextmanager
+def running(state_dir: Path, bin_dir: Path) -> Iterator[SandboxStatus]:
+    """Both clusters up for the ``with`` block, then stopped by :func:`down` whatever happened in it."""
+    st = up(state_dir, bin_dir)
+    try:
+        yield st
+    finally:
+        down(state_dir)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,23 +39,8 @@ C_LOAD = ("import sys, yaml\n"
 JSON_LOAD = "import json, sys\nwith open(sys.argv[1], 'rb') as fh:\n    json.load(fh)\n"
 
 
-#: Runs the command from a small process: Linux keeps a process's peak RSS across fork and exec, so a
-#: command started straight from pytest would report pytest's own 100 MB as its floor.
-LAUNCH = ("import os, sys, time\n"
-          "start = time.perf_counter()\n"
-          "pid = os.fork()\n"
-          "if pid == 0:\n"
-          "    os.execv(sys.argv[1], sys.argv[1:])\n"
-          "_, status, usage = os.wait4(pid, 0)\n"
-          "print(time.perf_counter() - start, usage.ru_maxrss, os.waitstatus_to_exitcode(status))\n")
-
-
-def measure(cmd: list[str]) -> dict[str, float]:
-    """Wall seconds and peak RSS (MB) of one command in its own process."""
-    proc = subprocess.run([sys.executable, "-c", LAUNCH, *cmd], capture_output=True, text=True, check=False)
-    seconds, rss_kb, code = proc.stdout.split()[-3:]
-    assert proc.returncode == 0 and code == "0", f"{cmd} failed:\n{proc.stderr[-2000:]}"
-    return {"seconds": round(float(seconds), 2), "peak_rss_mb": round(int(rss_kb) / 1024, 1)}
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+from rssmeasure import measure  # noqa: E402
 
 
 def export(count: int, layout: str) -> Path:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ import pytest
 
 from k3smig_lib.backends.live_source import LiveSource
 from k3smig_lib.k8s.client import ClusterRef
-from k3smig_lib.sandbox import SandboxStatus, default_bin_dir, down, ensure_binaries, up
+from k3smig_lib.sandbox import SandboxStatus, default_bin_dir, ensure_binaries, running
 from k3smig_lib.sandbox.scaleseed import seed_scale
 
 pytestmark = pytest.mark.benchmark  # deselected by default (addopts: -m "not benchmark")
@@ -38,36 +37,14 @@ RUNS = int(os.environ.get("K3SMIG_BENCH_RUNS", "1"))
 OUT = Path(os.environ.get("K3SMIG_BENCH_OUT", str(ROOT / ".cache" / "bench")))
 K3SMIG = str(Path(sys.executable).parent / "k3smig")
 
-#: Runs the command from a small process, stdout to a file: Linux keeps a process's peak RSS across fork
-#: and exec, so a command started straight from pytest would report pytest's own RSS as its floor.
-LAUNCH = ("import os, sys, time\n"
-          "start = time.perf_counter()\n"
-          "pid = os.fork()\n"
-          "if pid == 0:\n"
-          "    fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)\n"
-          "    os.dup2(fd, 1)\n"
-          "    os.execv(sys.argv[2], sys.argv[2:])\n"
-          "_, status, usage = os.wait4(pid, 0)\n"
-          "print(time.perf_counter() - start, usage.ru_maxrss, os.waitstatus_to_exitcode(status))\n")
-
-
-def measure(cmd: list[str], stdout: Path) -> dict[str, float]:
-    """Wall seconds and peak RSS (MB) of one command in its own process, its stdout to ``stdout``."""
-    proc = subprocess.run([sys.executable, "-c", LAUNCH, str(stdout), *cmd], capture_output=True, text=True,
-                          check=False)
-    seconds, rss_kb, code = proc.stdout.split()[-3:]
-    assert proc.returncode == 0 and code == "0", f"{cmd} failed:\n{proc.stderr[-2000:]}"
-    return {"seconds": round(float(seconds), 2), "peak_rss_mb": round(int(rss_kb) / 1024, 1)}
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+from rssmeasure import measure  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def bench_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxStatus]:
-    state_dir = tmp_path_factory.mktemp("bench-sandbox") / "state"
-    st = up(state_dir, ensure_binaries())
-    try:
+    with running(tmp_path_factory.mktemp("bench-sandbox") / "state", ensure_binaries()) as st:
         yield st
-    finally:
-        down(state_dir)
 
 
 def test_live_export_clean_against_kubectl(bench_sandbox: SandboxStatus, tmp_path: Path) -> None:

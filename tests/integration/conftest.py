@@ -25,7 +25,7 @@ import yaml
 from kubernetes.stream import stream
 
 from k3smig_lib.k8s.client import ClusterRef, Kube
-from k3smig_lib.sandbox import SandboxStatus, SeedReport, down, ensure_binaries, seed_source, up
+from k3smig_lib.sandbox import SandboxStatus, SeedReport, ensure_binaries, running, seed_source
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/integration is not a package
 from faultproxy import FaultProxy  # noqa: E402
@@ -46,12 +46,8 @@ def sandbox_bin_dir() -> Path:
 @pytest.fixture(scope="session")
 def sandbox(sandbox_bin_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxStatus]:
     """Both clusters up (kubeconfig and contexts in the status); torn down after the session."""
-    state_dir = tmp_path_factory.mktemp("sandbox") / "state"
-    st = up(state_dir, sandbox_bin_dir)
-    try:
+    with running(tmp_path_factory.mktemp("sandbox") / "state", sandbox_bin_dir) as st:
         yield st
-    finally:
-        down(state_dir)
 
 
 @pytest.fixture(scope="session")

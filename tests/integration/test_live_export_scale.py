@@ -24,7 +24,7 @@ from k3smig_lib.cleancli import clean_export, clean_live
 from k3smig_lib.core.objects import ref
 from k3smig_lib.k8s.client import ClusterRef
 from k3smig_lib.k8s.listing import PageEvent
-from k3smig_lib.sandbox import SandboxStatus, down, up
+from k3smig_lib.sandbox import SandboxStatus, running
 from k3smig_lib.sandbox.scale import write_scale_export
 from k3smig_lib.sandbox.scaleseed import ScaleSeedReport, seed_scale
 
@@ -42,12 +42,8 @@ CONTROLLED = ("Pod", "ReplicaSet", "EndpointSlice", "PersistentVolume")
 
 @pytest.fixture(scope="module")
 def scale_sandbox(sandbox_bin_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxStatus]:
-    state_dir = tmp_path_factory.mktemp("scale-sandbox") / "state"
-    st = up(state_dir, sandbox_bin_dir)
-    try:
+    with running(tmp_path_factory.mktemp("scale-sandbox") / "state", sandbox_bin_dir) as st:
         yield st
-    finally:
-        down(state_dir)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Static checks that keep the notebooks thin (STYLE R1-R3): logic lives in k3smig_lib, not here."""
+"""Static checks that keep the notebooks thin (docs/architecture.md): logic lives in k3smig_lib, not here."""
 
 import ast
 import json
