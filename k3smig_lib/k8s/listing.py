@@ -15,7 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -242,45 +242,6 @@ def list_resource(
     """
     lister = _Lister(kube, page_size, on_page=on_page)
     return _list(lister, res, namespace, max_relists)
-
-
-def list_many(
-    kube: Kube,
-    resources: Sequence[ApiResource],
-    *,
-    workers: int = 4,
-    page_size: int = PAGE_SIZE,
-    max_relists: int = MAX_RELISTS,
-    on_page: Callable[[PageEvent], None] | None = None,
-) -> ListStats:
-    """List many kinds concurrently; results in the order of ``resources``.
-
-    Args:
-        kube: the cluster's transport (side, context, retry policy, call counts).
-        resources: what to list (cluster-wide).
-        workers: lists running at once.
-        page_size: ``limit`` of each page.
-        max_relists: restarts after 410 Gone before failing, per kind.
-        on_page: told about every page received (from worker threads).
-
-    Returns:
-        One :class:`ListResult` per resource, plus the wall time.
-
-    Raises:
-        SourceError | TargetError: the first list that failed for good (the others are cancelled).
-    """
-    start = kube.clock()
-    lister = _Lister(kube, page_size, on_page=on_page)
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="k3smig-list") as pool:
-        futures = [pool.submit(_list, lister, res, "", max_relists) for res in resources]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        first = next((f.exception() for f in futures if f in done and f.exception() is not None), None)
-        if first is not None:  # the root cause, not the "cancelled" errors of the lists stopped after it
-            lister.stopped.set()
-            for f in futures:
-                f.cancel()
-            raise first
-    return ListStats(results=[f.result() for f in futures], seconds=kube.clock() - start)
 
 
 _DONE = object()
